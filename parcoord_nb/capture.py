@@ -1,0 +1,216 @@
+"""Per-task stdout/stderr, ``progress()`` and ``cancelled()``, kept apart with contextvars.
+
+Concurrent tasks share ``sys.stdout``; ``with Output():`` cannot tell them apart (all
+captures share the cell's message id). Instead, while a run is active, ``sys.stdout``
+and ``sys.stderr`` are proxies that look up the current task in a ContextVar. Tasks
+get their own context: coroutines copy it when created, worker threads run in a copy.
+Writes outside any task go to the original stream unchanged.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from .errors import Cancelled
+
+__all__ = ["OutputBuffer", "TaskScope", "cancelled", "current_scope", "progress"]
+
+_current: contextvars.ContextVar[TaskScope | None] = contextvars.ContextVar("parcoord_task", default=None)
+
+# How much of a task's output stays in memory; the rest spills to a temporary file,
+# so a task that prints 100 MB costs disk, not kernel memory.
+MEMORY_LIMIT = 1 << 20
+
+
+class OutputBuffer:
+    """Everything one task wrote to a stream, thread-safe, bounded in memory."""
+
+    __slots__ = ("_chunks", "_size", "_file", "_lock", "last_line", "total")
+
+    def __init__(self) -> None:
+        self._chunks: list[str] = []
+        self._size = 0
+        self._file: Any = None
+        self._lock = threading.Lock()
+        self.last_line = ""
+        self.total = 0  # characters written
+
+    def write(self, text: str) -> None:
+        if not text:
+            return
+        with self._lock:
+            self.total += len(text)
+            if self._file is not None:
+                self._file.write(text)
+            else:
+                self._chunks.append(text)
+                self._size += len(text)
+                if self._size > MEMORY_LIMIT:
+                    self._spill()
+            stripped = text.rstrip("\n")
+            if stripped:
+                self.last_line = stripped.rsplit("\n", 1)[-1][-500:]
+
+    def _spill(self) -> None:
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+        self._file.write("".join(self._chunks))
+        self._chunks = []
+
+    def getvalue(self) -> str:
+        with self._lock:
+            if self._file is None:
+                return "".join(self._chunks)
+            self._file.flush()
+            self._file.seek(0)
+            text = self._file.read()
+            self._file.seek(0, os.SEEK_END)
+            return text
+
+    def tail(self, limit: int) -> str:
+        """The last ``limit`` characters, cheaply, for previews."""
+        with self._lock:
+            if self._file is None:
+                out: list[str] = []
+                n = 0
+                for chunk in reversed(self._chunks):
+                    out.append(chunk)
+                    n += len(chunk)
+                    if n >= limit:
+                        break
+                return "".join(reversed(out))[-limit:]
+            self._file.flush()
+            end = self._file.seek(0, os.SEEK_END)
+            # Text-mode files only seek to tell() cookies; read the last stretch bytewise.
+            with open(self._file.fileno(), "rb", closefd=False) as raw:
+                raw.seek(max(0, end - 4 * limit))
+                data = raw.read().decode("utf-8", "replace")
+            self._file.seek(0, os.SEEK_END)
+            return data[-limit:]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+
+
+class TaskScope:
+    """What a running task's code can reach through the context: output, progress, cancel."""
+
+    __slots__ = ("task", "item", "stdout", "stderr", "cancel_event", "on_progress", "progress")
+
+    def __init__(
+        self,
+        task: str,
+        stdout: OutputBuffer,
+        stderr: OutputBuffer,
+        cancel_event: threading.Event,
+        on_progress: Callable[[float, float | None, str | None], None] | None = None,
+        item: int | None = None,
+    ) -> None:
+        self.task = task
+        self.item = item
+        self.stdout = stdout
+        self.stderr = stderr
+        self.cancel_event = cancel_event
+        self.on_progress = on_progress
+        self.progress: tuple[float, float | None, str | None] | None = None
+
+
+def current_scope() -> TaskScope | None:
+    return _current.get()
+
+
+def enter_scope(scope: TaskScope) -> contextvars.Token[TaskScope | None]:
+    return _current.set(scope)
+
+
+def progress(done: float, total: float | None = None, message: str | None = None) -> None:
+    """Report how far the current task has got; call it from anywhere inside a task.
+
+    ``done`` out of ``total`` (when known), with an optional short message. Outside a
+    task it does nothing. In a task whose run was cancelled it raises
+    :class:`~parcoord_nb.errors.Cancelled`, so long loops that report progress stop.
+    """
+    scope = _current.get()
+    if scope is None:
+        return
+    if scope.cancel_event.is_set():
+        raise Cancelled(f"task '{scope.task}' was cancelled")
+    scope.progress = (done, total, message)
+    if scope.on_progress is not None:
+        scope.on_progress(done, total, message)
+
+
+def cancelled() -> bool:
+    """True once the current task's run is cancelled or its timeout passed.
+
+    Blocking code in a worker thread cannot be stopped from outside; check this in its
+    loops and return early.
+    """
+    scope = _current.get()
+    return scope is not None and scope.cancel_event.is_set()
+
+
+class _StreamProxy(io.TextIOBase):
+    """Stands in for sys.stdout/sys.stderr: a task's writes go to its buffer."""
+
+    def __init__(self, original: TextIO, which: str) -> None:
+        self._original = original
+        self._which = which
+
+    def write(self, text: str) -> int:
+        scope = _current.get()
+        if scope is None:
+            return self._original.write(text)
+        getattr(scope, self._which).write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if _current.get() is None:
+            self._original.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._original, "encoding", "utf-8")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._original, name)
+
+
+_install_lock = threading.Lock()
+_installed = 0
+_saved: tuple[TextIO, TextIO] | None = None
+
+
+def install() -> None:
+    """Route task output while at least one run is active (reference counted)."""
+    global _installed, _saved
+    with _install_lock:
+        _installed += 1
+        if _installed == 1:
+            _saved = (sys.stdout, sys.stderr)
+            sys.stdout = _StreamProxy(sys.stdout, "stdout")  # type: ignore[assignment]
+            sys.stderr = _StreamProxy(sys.stderr, "stderr")  # type: ignore[assignment]
+
+
+def uninstall() -> None:
+    global _installed, _saved
+    with _install_lock:
+        _installed -= 1
+        if _installed == 0 and _saved is not None:
+            # Only undo our own proxies: if someone replaced them since, leave theirs.
+            if isinstance(sys.stdout, _StreamProxy):
+                sys.stdout = _saved[0]
+            if isinstance(sys.stderr, _StreamProxy):
+                sys.stderr = _saved[1]
+            _saved = None

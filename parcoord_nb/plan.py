@@ -1,0 +1,375 @@
+"""The dependency graph of a cell: edges and their reasons, conflicts, cycles, waves.
+
+``build_plan`` turns parsed cell text into a :class:`Plan` or raises a
+:class:`~parcoord_nb.errors.PlanError` that names the tasks, the variable and the fix.
+A plan is immutable and cached by cell text, so re-running an unchanged cell pays
+neither parsing nor compiling again.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import linecache
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import CodeType
+
+from .analysis import BlockInfo, analyse_block, parse_block
+from .errors import CellSyntaxError, ConflictError, CycleError, PlanError
+from .parse import ParsedCell, TaskSpec, Use, parse_cell
+
+__all__ = ["Edge", "Plan", "PlannedTask", "build_plan", "plan"]
+
+RESULT_NAME = "__parcoord_result__"
+
+
+@dataclass(frozen=True)
+class Edge:
+    """``src`` must finish before ``dst`` starts, because of ``names`` or ``after=``."""
+
+    src: str
+    dst: str
+    names: tuple[str, ...] = ()
+    explicit: bool = False
+
+    @property
+    def reason(self) -> str:
+        if self.names:
+            names = ", ".join(f"'{n}'" for n in self.names)
+            return f"{self.dst} reads {names} written by {self.src}"
+        return f"{self.dst} has after={self.src}" if self.explicit else f"{self.dst} runs after all tasks"
+
+
+@dataclass(frozen=True)
+class CompiledBlock:
+    """A block compiled for execution: its code object and where it came from."""
+
+    code: CodeType
+    filename: str
+    is_async: bool
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """A task spec with what analysis found and what the graph says about it."""
+
+    spec: TaskSpec
+    info: BlockInfo
+    block: CompiledBlock
+    fanout_code: CodeType | None
+    reads: frozenset[str]
+    writes: frozenset[str]
+    deps: tuple[str, ...]
+    wave: int
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def is_async(self) -> bool:
+        return self.block.is_async
+
+    @property
+    def uses(self) -> tuple[Use, ...]:
+        return self.spec.options.uses
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What will run, in which order, and why; ``str(plan)`` explains it."""
+
+    cell: ParsedCell
+    prelude: CompiledBlock | None
+    prelude_info: BlockInfo | None
+    tasks: Mapping[str, PlannedTask]
+    edges: tuple[Edge, ...]
+    waves: tuple[tuple[str, ...], ...]
+    order: tuple[str, ...]
+    dependents: Mapping[str, tuple[str, ...]] = field(repr=False)
+
+    @property
+    def resources(self) -> dict[str, dict[str, list[str]]]:
+        """resource -> {'read': [tasks], 'write': [tasks]}."""
+        out: dict[str, dict[str, list[str]]] = {}
+        for t in self.tasks.values():
+            for use in t.uses:
+                out.setdefault(use.resource, {"read": [], "write": []})[
+                    "write" if use.write else "read"
+                ].append(t.name)
+        return out
+
+    def critical_path(self, durations: Mapping[str, float] | None = None) -> tuple[list[str], float]:
+        """The longest chain of dependent tasks and its length in seconds.
+
+        Without ``durations`` the tasks' ``estimate=`` are used (tasks without one count 0).
+        """
+        weight = {
+            name: (durations.get(name, 0.0) if durations is not None else (t.spec.options.estimate or 0.0))
+            for name, t in self.tasks.items()
+        }
+        best: dict[str, tuple[float, str | None]] = {}
+        for name in self.order:
+            deps = self.tasks[name].deps
+            prev = max(deps, key=lambda d: best[d][0], default=None)
+            best[name] = (weight[name] + (best[prev][0] if prev else 0.0), prev)
+        if not best:
+            return [], 0.0
+        end = max(self.order, key=lambda n: best[n][0])
+        path: list[str] = []
+        node: str | None = end
+        while node is not None:
+            path.append(node)
+            node = best[node][1]
+        return path[::-1], best[end][0]
+
+    @property
+    def verdict(self) -> list[tuple[bool, str]]:
+        """The independence check, one line each: (fine, text)."""
+        lines: list[tuple[bool, str]] = []
+        data = [e for e in self.edges if e.names]
+        if not self.edges:
+            lines.append((True, "no task needs another task's output: all can run at once"))
+        for e in data:
+            lines.append((True, f"{e.dst} waits for {e.src}: {e.reason}"))
+        for e in self.edges:
+            if not e.names:
+                lines.append((True, f"{e.dst} waits for {e.src}: {e.reason}"))
+        lines.append((True, "no two unordered tasks write the same variable; no cycles"))
+        for res, use in sorted(self.resources.items()):
+            if use["write"]:
+                who = ", ".join(use["write"] + use["read"])
+                lines.append((True, f"resource '{res}' is written by {', '.join(use['write'])}: "
+                                    f"{who} take it one at a time"))
+            else:
+                lines.append((True, f"resource '{res}' is shared read-only by {', '.join(use['read'])}: safe"))
+        return lines
+
+    def __str__(self) -> str:
+        from .view.text import plan_text
+
+        return plan_text(self)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):  # type: ignore[no-untyped-def]
+        from .view.report import plan_html
+
+        return {"text/plain": str(self), "text/html": plan_html(self)}
+
+
+def plan(source: str, *, first_line: int = 1) -> Plan:
+    """Parse and check a cell's text without running it."""
+    return build_plan(source, first_line=first_line)
+
+
+@functools.lru_cache(maxsize=128)
+def build_plan(source: str, *, first_line: int = 1) -> Plan:
+    """Parse cell text, analyse each block and check that the tasks can run together."""
+    cell = parse_cell(source, first_line=first_line)
+    filename = _register_source(source, first_line)
+
+    prelude = prelude_info = None
+    if cell.prelude.strip():
+        tree = _parse(cell.prelude, first_line, filename, task=None)
+        prelude_info = analyse_block(tree)
+        prelude = _compile(tree, filename, prelude_info)
+
+    analysed: dict[str, tuple[TaskSpec, BlockInfo, CompiledBlock, CodeType | None, frozenset[str], frozenset[str]]] = {}
+    for spec in cell.tasks:
+        tree = _parse(spec.code, spec.body_line, filename, task=spec.name)
+        info = analyse_block(tree)
+        reads, writes = set(info.reads), set(info.writes)
+        fanout_code = None
+        if spec.fanout is not None:
+            local = set(spec.fanout.target_names)
+            reads -= local
+            writes -= local
+            expr_tree = compile(spec.fanout.expr, filename, "eval", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            ast.increment_lineno(expr_tree, spec.line - 1)
+            reads |= {n.id for n in ast.walk(expr_tree) if isinstance(n, ast.Name)} - _builtins()
+            fanout_code = compile(expr_tree, filename, "eval", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        block = _compile(tree, filename, info)
+        analysed[spec.name] = (spec, info, block, fanout_code, frozenset(reads), frozenset(writes))
+
+    edges = _edges(cell.tasks, {n: (a[4], a[5]) for n, a in analysed.items()})
+    names = [s.name for s in cell.tasks]
+    deps: dict[str, list[str]] = {n: [] for n in names}
+    dependents: dict[str, list[str]] = {n: [] for n in names}
+    for e in edges:
+        deps[e.dst].append(e.src)
+        dependents[e.src].append(e.dst)
+
+    order = _toposort(names, deps, edges)
+    _check_conflicts(cell.tasks, {n: a[5] for n, a in analysed.items()}, deps, order)
+
+    wave_of: dict[str, int] = {}
+    for n in order:
+        wave_of[n] = 1 + max((wave_of[d] for d in deps[n]), default=-1)
+    waves = [[] for _ in range(max(wave_of.values(), default=-1) + 1)]  # type: list[list[str]]
+    for n in names:
+        waves[wave_of[n]].append(n)
+
+    tasks = {
+        n: PlannedTask(
+            spec=a[0], info=a[1], block=a[2], fanout_code=a[3], reads=a[4], writes=a[5],
+            deps=tuple(deps[n]), wave=wave_of[n],
+        )
+        for n, a in analysed.items()
+    }
+    return Plan(
+        cell=cell,
+        prelude=prelude,
+        prelude_info=prelude_info,
+        tasks=tasks,
+        edges=tuple(edges),
+        waves=tuple(tuple(w) for w in waves),
+        order=tuple(order),
+        dependents={n: tuple(v) for n, v in dependents.items()},
+    )
+
+
+@functools.cache
+def _builtins() -> frozenset[str]:
+    import builtins
+
+    return frozenset(dir(builtins))
+
+
+def _register_source(source: str, first_line: int) -> str:
+    """Put the cell in linecache so tracebacks quote the user's lines by cell number."""
+    digest = hashlib.sha1(source.encode()).hexdigest()[:10]
+    filename = f"<parallel-cell-{digest}>"
+    lines = ["%%parallel\n"] * (first_line - 1) + [ln + "\n" for ln in source.splitlines()]
+    linecache.cache[filename] = (len(source), None, lines, filename)
+    return filename
+
+
+def _parse(code: str, first_line: int, filename: str, *, task: str | None) -> ast.Module:
+    where = f"task '{task}'" if task else "the prelude (the code before the first task)"
+    try:
+        tree = parse_block(code, filename)
+    except SyntaxError as e:
+        line = first_line + (e.lineno or 1) - 1
+        kind = type(e).__name__
+        raise CellSyntaxError(
+            f"{kind} in {where} at cell line {line}: {e.msg}",
+            task=task,
+            line=line,
+            offset=e.offset,
+            text=e.text,
+        ) from None
+    ast.increment_lineno(tree, first_line - 1)
+    return tree
+
+
+def _compile(tree: ast.Module, filename: str, info: BlockInfo) -> CompiledBlock:
+    body = list(tree.body)
+    if info.has_result:
+        last = body[-1]
+        assert isinstance(last, ast.Expr)
+        assign = ast.Assign(targets=[ast.Name(RESULT_NAME, ast.Store())], value=last.value)
+        body[-1] = ast.copy_location(assign, last)
+    module = ast.Module(body=body, type_ignores=[])
+    ast.fix_missing_locations(module)
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if info.is_async else 0
+    code = compile(module, filename, "exec", flags=flags, dont_inherit=True)
+    return CompiledBlock(code=code, filename=filename, is_async=info.is_async)
+
+
+def _edges(specs: Iterable[TaskSpec], rw: Mapping[str, tuple[frozenset[str], frozenset[str]]]) -> list[Edge]:
+    specs = list(specs)
+    writers: dict[str, list[str]] = {}
+    for s in specs:
+        for name in sorted(rw[s.name][1]):
+            writers.setdefault(name, []).append(s.name)
+    edges: dict[tuple[str, str], Edge] = {}
+    for s in specs:
+        found: dict[str, list[str]] = {}
+        for name in sorted(rw[s.name][0]):
+            for w in writers.get(name, ()):
+                if w != s.name:
+                    found.setdefault(w, []).append(name)
+        for w, names in found.items():
+            edges[(w, s.name)] = Edge(w, s.name, tuple(names))
+        for target in s.options.after:
+            edges.setdefault((target, s.name), Edge(target, s.name, explicit=True))
+        if s.options.after_all:
+            for other in specs:
+                if other.name != s.name and not other.options.after_all:
+                    edges.setdefault((other.name, s.name), Edge(other.name, s.name, explicit=True))
+    order = {s.name: i for i, s in enumerate(specs)}
+    return sorted(edges.values(), key=lambda e: (order[e.dst], order[e.src]))
+
+
+def _toposort(names: list[str], deps: Mapping[str, list[str]], edges: list[Edge]) -> list[str]:
+    """Order tasks so each comes after its dependencies; cell order breaks ties."""
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    order: list[str] = []
+    stack: list[str] = []
+
+    def visit(n: str) -> None:
+        state[n] = 1
+        stack.append(n)
+        for d in deps[n]:
+            if state.get(d) == 1:
+                raise _cycle_error(stack[stack.index(d):] + [d], edges)
+            if d not in state:
+                visit(d)
+        stack.pop()
+        state[n] = 2
+        order.append(n)
+
+    for n in names:
+        if n not in state:
+            visit(n)
+    return order
+
+
+def _cycle_error(path: list[str], edges: list[Edge]) -> CycleError:
+    # ``path`` runs from a task to what it depends on; show it in the order things run.
+    path = path[::-1]
+    by_pair = {(e.src, e.dst): e for e in edges}
+    reasons = [by_pair[(a, b)].reason for a, b in zip(path, path[1:])]
+    names = sorted({n for a, b in zip(path, path[1:]) for n in by_pair[(a, b)].names})
+    return CycleError(
+        "dependency cycle: " + " -> ".join(path) + " (" + "; ".join(reasons) + "). "
+        "Each of these tasks waits for the next, so none can start: move the shared "
+        "code into one task, rename a variable, or drop an after=",
+        path=path,
+        names=names,
+    )
+
+
+def _check_conflicts(
+    specs: tuple[TaskSpec, ...],
+    writes: Mapping[str, frozenset[str]],
+    deps: Mapping[str, list[str]],
+    order: list[str],
+) -> None:
+    ancestors: dict[str, set[str]] = {}
+    for n in order:
+        acc: set[str] = set()
+        for d in deps[n]:
+            acc.add(d)
+            acc |= ancestors[d]
+        ancestors[n] = acc
+    by_line = {s.name: s for s in specs}
+    writers: dict[str, list[str]] = {}
+    for s in specs:
+        for name in writes[s.name]:
+            writers.setdefault(name, []).append(s.name)
+    for var in sorted(writers):
+        ws = writers[var]
+        for i, a in enumerate(ws):
+            for b in ws[i + 1 :]:
+                if a not in ancestors[b] and b not in ancestors[a]:
+                    raise ConflictError(
+                        f"tasks '{a}' (cell line {by_line[a].line}) and '{b}' (cell line "
+                        f"{by_line[b].line}) both assign '{var}' and neither runs after the other: "
+                        f"rename one, or add after={a} to '{b}'",
+                        task=b,
+                        line=by_line[b].line,
+                        names=(var,),
+                    )
+
