@@ -32,7 +32,11 @@ __all__ = ["BlockNamespace", "Engine", "RunOptions"]
 
 DEFAULT_BACKOFF = 0.2  # seconds before the first retry; doubles each time, with jitter
 DEFAULT_MAX_THREADS = 32  # blocking blocks at once, unless --max-concurrency says otherwise
-WIND_DOWN_S = 0.5  # how long cancelled coroutines get to finish their cleanup
+# How long cancelled coroutines get to finish their cleanup. With the heartbeat's
+# 0.1 s for an interrupt to land, a run ends within 0.5 s of an interrupt even when a
+# coroutine ignores its cancel; a second interrupt (or cancel) ends the wait at once.
+WIND_DOWN_S = 0.4
+HEARTBEAT_S = 0.1  # loop tick while a run is active (see _heartbeat)
 _run_ids = itertools.count(1)
 
 
@@ -195,6 +199,7 @@ class Engine:
         }
         self._last_progress: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False  # the run has ended; late outcomes are discarded
 
     # -- public --------------------------------------------------------------
     def start(self) -> Run:
@@ -221,6 +226,7 @@ class Engine:
             self.backend = get_backend(self.options.backend, **extra)
         start = getattr(self.backend, "start", None)
         capture.install()
+        heartbeat = asyncio.create_task(_heartbeat(), name="parcoord heartbeat")
         interrupted = False
         try:
             self._emit(ev.RunStarted(0.0, run.id, tuple(self.plan.tasks)))
@@ -235,13 +241,18 @@ class Engine:
             run.status = _final_status(run.tasks.values())
         except asyncio.CancelledError:
             interrupted = not run._cancel_requested
+            run.cancelled_at = self.now()
             reason = "the kernel was interrupted" if interrupted else "the run was cancelled"
             run.cancel_reason = run.cancel_reason or reason
-            await self._wind_down(reason)
+            await self._wind_down(run.cancel_reason, interrupted)
             run.status = "cancelled"
             if interrupted:
                 raise
         finally:
+            # From here on the books are closed: whatever an abandoned thread or a
+            # coroutine that ignored its cancel does later is discarded, never merged.
+            self._closed = True
+            heartbeat.cancel()
             run.wall_end = self.now()
             capture.uninstall()
             self._emit(ev.RunFinished(self.now(), run.status))
@@ -329,18 +340,42 @@ class Engine:
                 self.run.tasks[n].reason = reason
                 t.cancel(reason)
 
-    async def _wind_down(self, reason: str) -> None:
+    async def _wind_down(self, reason: str, interrupted: bool = False) -> None:
+        """Stop everything: no new work, threads told to stop, coroutines cancelled.
+
+        Coroutines get WIND_DOWN_S to run their cleanup; a second interrupt (or a second
+        ``run.cancel()``) ends that wait at once. What is still running then is
+        abandoned: reported as such, and its outcome is discarded when it comes.
+        """
         self._cancel_event.set()
         for stop in list(self._live):
             stop.set()
-        pending = [t for t in self._tasks.values() if not t.done()]
-        for t in pending:
+        pending = {n: t for n, t in self._tasks.items() if not t.done()}
+        for n, t in pending.items():
+            rec = self.run.tasks[n]
+            rec.reason = rec.reason or reason
             t.cancel(reason)
         if pending:
+            restore = _second_interrupt_cancels(asyncio.current_task()) if interrupted else None
             try:
-                await asyncio.wait(pending, timeout=WIND_DOWN_S)
+                await asyncio.wait(pending.values(), timeout=WIND_DOWN_S)
             except asyncio.CancelledError:
-                pass  # a second interrupt: stop waiting for cleanups, finish the books now
+                # A second interrupt: stop waiting for cleanups, finish the books now.
+                self.run.cancel_reason = f"{reason} (a second interrupt stopped the wind-down)"
+            finally:
+                if restore is not None:
+                    restore()
+        now = self.now()
+        for n, t in pending.items():
+            if t.done():
+                continue
+            # It caught CancelledError and went on: it is left running on the loop.
+            rec = self.run.tasks[n]
+            rec.reason = (f"{rec.reason or reason}; it did not stop when cancelled and was left "
+                          "running, its late result is discarded")
+            for a in rec.history:
+                if a.end is None:
+                    a.end, a.status = now, "cancelled"
         for n, rec in self.run.tasks.items():
             if rec.status not in ("done", "failed", "timeout", "skipped", "cancelled"):
                 self._set_final(rec, "cancelled", rec.reason or reason)
@@ -361,12 +396,16 @@ class Engine:
             else:
                 result, ns = await self._attempts(pt, rec, fallback, None, None)
                 exports = {w: dict.__getitem__(ns, w) for w in pt.writes if dict.__contains__(ns, w)}
+            if self._closed:
+                return  # a coroutine that ignored its cancel finished after the run ended
             self._merge(pt, exports)
             self._exports[name] = exports
             rec.result = result
             self._set_final(rec, "done")
             self._emit(ev.TaskFinished(self.now(), name, rec.duration or 0.0))
         except _Failure as f:
+            if self._closed:
+                return
             rec.error = f.error
             self._set_final(rec, f.status, rec.reason)
             if f.status == "timeout":
@@ -374,8 +413,9 @@ class Engine:
             else:
                 self._emit(ev.TaskFailed(self.now(), name, f.error))
         except asyncio.CancelledError:
-            self._set_final(rec, "cancelled", rec.reason or "the run was cancelled")
-            self._emit(ev.TaskCancelled(self.now(), name, rec.reason or ""))
+            if not self._closed:
+                self._set_final(rec, "cancelled", rec.reason or "the run was cancelled")
+                self._emit(ev.TaskCancelled(self.now(), name, rec.reason or ""))
             raise
 
     async def _run_fanout(
@@ -578,6 +618,15 @@ class Engine:
             except Exception as e:  # a broken view must not break the run
                 self.observers.remove(obs)
                 capture_warning(f"parcoord_nb: observer {obs!r} raised {type(e).__name__}: {e}; dropped")
+
+
+async def _heartbeat() -> None:
+    # ipykernel 7.4 turns SIGINT into a cancel with loop.call_soon from inside the
+    # signal handler, which does not wake a loop that is waiting in select(): with
+    # nothing else scheduled, an interrupt would only land when the next task
+    # finishes. A 10 Hz tick keeps the loop turning, so an interrupt lands within 0.1 s.
+    while True:
+        await asyncio.sleep(HEARTBEAT_S)
 
 
 def capture_warning(message: str) -> None:

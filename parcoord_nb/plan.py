@@ -179,7 +179,10 @@ def build_plan(source: str, *, first_line: int = 1) -> Plan:
     for spec in cell.tasks:
         tree = _parse(spec.code, spec.body_line, filename, task=spec.name)
         info = analyse_block(tree)
-        reads, writes = set(info.reads), set(info.writes)
+        reads = set(info.reads)
+        # A name that starts with an underscore stays local to its block (as in marimo):
+        # loop counters and scratch values of two tasks then never conflict.
+        writes = {w for w in info.writes if not w.startswith("_")}
         fanout_code = None
         if spec.fanout is not None:
             local = set(spec.fanout.target_names)
@@ -367,7 +370,7 @@ def _check_conflicts(
                     raise ConflictError(
                         f"tasks '{a}' (cell line {by_line[a].line}) and '{b}' (cell line "
                         f"{by_line[b].line}) both assign '{var}' and neither runs after the other: "
-                        f"rename one, or add after={a} to '{b}'",
+                        f"rename one (a name starting with _ stays local to its task), or add after={a} to '{b}'",
                         task=b,
                         line=by_line[b].line,
                         names=(var,),

@@ -124,6 +124,11 @@ class Summary:
     estimate_s: float | None  # critical path by estimate=, when every task on it had one
     counts: Mapping[str, int]
 
+    def __repr__(self) -> str:
+        from .view.text import summary_text
+
+        return f"<Summary {summary_text(self)}>"
+
 
 class Run:
     """A ``%%parallel`` run: tasks, results, summary, plan, and its exports."""

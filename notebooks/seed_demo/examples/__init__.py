@@ -1,0 +1,1 @@
+"""Error-handling patterns for Python microservices, used as the corpus of the pattern search."""
