@@ -105,14 +105,16 @@ def run_engine_blocking(engine: Engine) -> Run:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(_execute(engine))
+        asyncio.run(_execute(engine))
+        return engine.run
 
     box: dict[str, Any] = {}
     ready = threading.Event()
 
     def worker() -> None:
         try:
-            box["run"] = asyncio.run(_execute(engine))
+            asyncio.run(_execute(engine))
+            box["run"] = engine.run
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             box["error"] = e
         finally:
@@ -124,13 +126,24 @@ def run_engine_blocking(engine: Engine) -> Run:
         while not ready.wait(0.1):
             pass
     except KeyboardInterrupt:
+        engine.run.cancel_reason = engine.run.cancel_reason or "the kernel was interrupted"
         engine.run.cancel()
-        ready.wait(5.0)
+        try:
+            ready.wait(5.0)
+        except KeyboardInterrupt:
+            # A second interrupt is a hard stop: cancelling again ends the wind-down now.
+            engine.run.cancel()
+            ready.wait(1.0)
         raise
     if "error" in box:
         raise box["error"]
     return box["run"]
 
 
-async def _execute(engine: Engine) -> Run:
-    return await engine.start()
+async def _execute(engine: Engine) -> None:
+    # Returns nothing on purpose: asyncio.run() formats its main task's repr while
+    # checking the SIGINT handler, and the repr of a task holding a Run renders the
+    # whole run as text, twice per call, which is seconds for 10,000 tasks.
+    # The engine's own Task, not `await run`: that is the user's wait, and runs the
+    # run's wait hooks (the notebook reports there), which this thread must not.
+    await engine.start()._task  # type: ignore[misc]

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from .errors import Cancelled
 
-__all__ = ["OutputBuffer", "TaskScope", "cancelled", "current_scope", "progress"]
+__all__ = ["DisplayLog", "OutputBuffer", "TaskScope", "cancelled", "current_scope", "progress"]
 
 _current: contextvars.ContextVar[TaskScope | None] = contextvars.ContextVar("parcoord_task", default=None)
 
@@ -32,14 +32,15 @@ MEMORY_LIMIT = 1 << 20
 class OutputBuffer:
     """Everything one task wrote to a stream, thread-safe, bounded in memory."""
 
-    __slots__ = ("_chunks", "_size", "_file", "_lock", "last_line", "total")
+    __slots__ = ("_chunks", "_size", "_file", "_lock", "_line", "last_line", "total")
 
     def __init__(self) -> None:
         self._chunks: list[str] = []
         self._size = 0
         self._file: Any = None
         self._lock = threading.Lock()
-        self.last_line = ""
+        self._line = ""  # the line being written (print() writes "a", " ", "b", "\n" separately)
+        self.last_line = ""  # the line being written, or else the last non-blank one
         self.total = 0  # characters written
 
     def write(self, text: str) -> None:
@@ -54,9 +55,17 @@ class OutputBuffer:
                 self._size += len(text)
                 if self._size > MEMORY_LIMIT:
                     self._spill()
-            stripped = text.rstrip("\n")
-            if stripped:
-                self.last_line = stripped.rsplit("\n", 1)[-1][-500:]
+            self._track_line(text[-4000:] if len(text) > 4000 else text)
+
+    def _track_line(self, text: str) -> None:
+        lines = (self._line + text).split("\n")
+        # "\r" redraws a line in place (progress bars): what came before it is gone.
+        self._line = lines[-1].rsplit("\r", 1)[-1][-500:]
+        for line in reversed(lines):
+            shown = next((part for part in reversed(line.split("\r")) if part.strip()), "")
+            if shown:
+                self.last_line = shown[-500:]
+                return
 
     def _spill(self) -> None:
         self._file = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
@@ -100,10 +109,75 @@ class OutputBuffer:
                 self._file.close()
 
 
+class DisplayLog:
+    """Rich ``display()`` outputs of one task, in order, as notebook output dicts.
+
+    A task's ``display()`` must not land in the cell (concurrent tasks would mix, and a
+    background run's cell may be gone), so the notebook's display publisher hands it
+    here while a task scope is current. Bounded: past ``MAX_DISPLAYS`` the oldest go,
+    so a task that displays in a loop cannot grow the kernel or the view without limit.
+    ``display_id`` updates replace the output they name, as in a cell.
+    """
+
+    MAX_DISPLAYS = 50
+
+    __slots__ = ("_items", "_lock", "dropped", "version")
+
+    def __init__(self) -> None:
+        self._items: list[tuple[str | None, dict[str, Any]]] = []  # (display_id, output)
+        self._lock = threading.Lock()
+        self.dropped = 0  # outputs pushed out by the bound
+        self.version = 0  # bumped on every change, so views can tell cheaply
+
+    def publish(self, data: dict[str, Any], metadata: dict[str, Any] | None = None, *,
+                transient: dict[str, Any] | None = None, update: bool = False) -> None:
+        display_id = (transient or {}).get("display_id")
+        out: dict[str, Any] = {"output_type": "display_data", "data": _jsonable_bundle(data),
+                               "metadata": dict(metadata or {})}
+        with self._lock:
+            self.version += 1
+            if display_id is not None:
+                hits = [i for i, (did, _) in enumerate(self._items) if did == display_id]
+                for i in hits:
+                    self._items[i] = (display_id, out)
+                if hits or update:  # an update of an output we no longer hold is dropped
+                    return
+            self._items.append((display_id, out))
+            if len(self._items) > self.MAX_DISPLAYS:
+                del self._items[0]
+                self.dropped += 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self.version += 1
+            self._items.clear()
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        """The outputs, as ``display_data`` dicts a notebook or an Output widget can hold."""
+        with self._lock:
+            return [out for _, out in self._items]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _jsonable_bundle(data: dict[str, Any]) -> dict[str, Any]:
+    # Formatters return bytes for images; notebook outputs hold them as base64 text.
+    import base64
+
+    out: dict[str, Any] = {}
+    for mime, value in data.items():
+        if isinstance(value, (bytes, bytearray)):
+            value = base64.b64encode(value).decode("ascii")
+        out[mime] = value
+    return out
+
+
 class TaskScope:
     """What a running task's code can reach through the context: output, progress, cancel."""
 
-    __slots__ = ("task", "item", "stdout", "stderr", "cancel_event", "on_progress", "progress")
+    __slots__ = ("task", "item", "stdout", "stderr", "cancel_event", "on_progress", "progress", "displays")
 
     def __init__(
         self,
@@ -113,8 +187,10 @@ class TaskScope:
         cancel_event: threading.Event,
         on_progress: Callable[[float, float | None, str | None], None] | None = None,
         item: int | None = None,
+        displays: DisplayLog | None = None,
     ) -> None:
         self.task = task
+        self.displays = displays
         self.item = item
         self.stdout = stdout
         self.stderr = stderr

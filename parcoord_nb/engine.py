@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import heapq
 from collections import deque
 import itertools
@@ -37,6 +38,19 @@ DEFAULT_MAX_THREADS = 32  # blocking blocks at once, unless --max-concurrency sa
 # coroutine ignores its cancel; a second interrupt (or cancel) ends the wait at once.
 WIND_DOWN_S = 0.4
 HEARTBEAT_S = 0.1  # loop tick while a run is active (see _heartbeat)
+SPAWN_BATCH = 256  # fan-out items made between two yields to the loop (see _run_fanout)
+# A fan-out of this many items freezes the garbage collector's view while it spawns.
+# Waiting items keep their bookkeeping alive (task, coroutines, namespace, scope,
+# attempt: about 20 objects each, twice what a bare asyncio.gather keeps), and the
+# collector took these young objects for garbage candidates and walked them again and
+# again: 130 ms of collections for 10,000 sleeping items, against 45 ms for gather.
+# So after each batch what exists is frozen (gc.freeze), and unfrozen once every item
+# is spawned. Garbage made meanwhile is still collected as usual; only cycles among
+# the frozen objects wait, for the spawn's duration. Skipped when the collector is off
+# or someone else froze objects (their gc.unfreeze() is theirs to call).
+GC_FREEZE_ITEMS = 2_000
+_gc_holders = 0
+_gc_lock = threading.Lock()
 _run_ids = itertools.count(1)
 
 
@@ -111,6 +125,46 @@ class _Failure(Exception):
     def __init__(self, status: str, error: BaseException) -> None:
         self.status = status
         self.error = error
+
+
+class _Flag:
+    """An attempt's cancel flag: ``threading.Event``'s interface at a fraction of its cost.
+
+    Every attempt (every fan-out item) gets one, and an Event builds a Condition and
+    a lock each time: 2.7 µs and seven tracked objects, more than a trivial item's
+    whole budget. Setting and reading a bool is atomic under the GIL; the Event behind
+    ``wait()`` is only made for code that blocks on the flag.
+    """
+
+    __slots__ = ("_set", "_event")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        event = self._event
+        if event is not None:
+            event.set()
+
+    def clear(self) -> None:
+        self._set = False
+        event = self._event
+        if event is not None:
+            event.clear()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._event is None:
+            self._event = threading.Event()
+        # Checked after the Event exists: a set() in between either saw it or set _set first.
+        if self._set:
+            self._event.set()
+            return True
+        return self._event.wait(timeout)
 
 
 class _Gate:
@@ -188,7 +242,7 @@ class Engine:
         self._exports: dict[str, dict[str, Any]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_event = threading.Event()
-        self._live: set[threading.Event] = set()  # cancel flags of running attempts
+        self._live: set[_Flag] = set()  # cancel flags of running attempts
         self._lanes: list[int] = []
         self._next_lane = 0
         opts = self.options
@@ -198,6 +252,7 @@ class Engine:
             res: _Gate(opts.limits.get(res)) for res in plan.resources
         }
         self._last_progress: dict[str, float] = {}
+        self._reporters: dict[str, Any] = {}  # task -> its progress callback
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False  # the run has ended; late outcomes are discarded
 
@@ -269,7 +324,7 @@ class Engine:
                 await eval(block.code, self.namespace)  # type: ignore[arg-type]
             else:
                 exec(block.code, self.namespace)  # type: ignore[arg-type]
-        except Exception as e:
+        except (Exception, SystemExit, KeyboardInterrupt) as e:  # sys.exit() fails the run, not the kernel
             run = self.run
             run.error = e
             run.status = "failed"
@@ -291,22 +346,27 @@ class Engine:
         waiting = {n: len(t.deps) for n, t in self.plan.tasks.items()}
         for name in self.plan.order:
             self._emit(ev.TaskQueued(0.0, name))
+        # Tasks report their end on a queue: asyncio.wait() over every running task
+        # each time one ends would make a cell of 10,000 tasks quadratic.
+        finished: asyncio.Queue[asyncio.Task[None]] = asyncio.Queue()
+        outstanding = 0
         for name in self.plan.order:
             if waiting[name] == 0:
                 await self._spawn(name)
-        while True:
-            running = [t for t in self._tasks.values() if not t.done()]
-            if not running:
-                break
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                name = task.get_name()
-                self._after(name)
-                if self.run.tasks[name].status == "done":
-                    for d in self.plan.dependents[name]:
-                        waiting[d] -= 1
-                        if waiting[d] == 0 and self.run.tasks[d].status == "queued":
-                            await self._spawn(d)
+                self._tasks[name].add_done_callback(finished.put_nowait)
+                outstanding += 1
+        while outstanding:
+            task = await finished.get()
+            outstanding -= 1
+            name = task.get_name()
+            self._after(name)
+            if self.run.tasks[name].status == "done":
+                for d in self.plan.dependents[name]:
+                    waiting[d] -= 1
+                    if waiting[d] == 0 and self.run.tasks[d].status == "queued":
+                        await self._spawn(d)
+                        self._tasks[d].add_done_callback(finished.put_nowait)
+                        outstanding += 1
 
     async def _spawn(self, name: str) -> None:
         self._tasks[name] = asyncio.create_task(self._run_task(name), name=name)
@@ -387,7 +447,9 @@ class Engine:
         rec = self.run.tasks[name]
         rec.status = "running"
         rec.timeout = pt.spec.options.timeout or self.options.timeout
-        rec.hard_timeout = pt.is_async or self.backend.hard_thread_timeouts  # type: ignore[union-attr]
+        backend = self.backend
+        # A coroutine on this loop can be cancelled; a block on a dask worker cannot.
+        rec.hard_timeout = (pt.is_async and getattr(backend, "hard_async_timeouts", True)) or backend.hard_thread_timeouts  # type: ignore[union-attr]
         fallback: list[Mapping[str, Any]] = [self._exports[d] for d in pt.deps if d in self._exports]
         fallback.append(self.namespace)
         try:
@@ -428,15 +490,19 @@ class Engine:
             value = eval(pt.fanout_code, view)
             if asyncio.iscoroutine(value):
                 value = await value
+        except (Exception, SystemExit, KeyboardInterrupt) as e:
+            raise _Failure("failed", e) from None
+        try:
             items = list(value)
         except TypeError as e:
             if "not iterable" in str(e):
                 e = TypeError(
-                    f"task '{pt.name}': 'for {fan.target} in {fan.expr}' needs something to loop "
-                    f"over, but {fan.expr} is {type(value).__name__}"
+                    f"task '{pt.name}' (cell line {pt.spec.line}): 'for {fan.target} in {fan.expr}' "
+                    f"needs something to loop over, but {fan.expr} is {type(value).__name__}: "
+                    "give it a list, a range or another iterable; none of its items ran"
                 )
             raise _Failure("failed", e) from None
-        except Exception as e:
+        except (Exception, SystemExit, KeyboardInterrupt) as e:
             raise _Failure("failed", e) from None
         n = len(items)
         rec.items = n
@@ -452,15 +518,39 @@ class Engine:
             else:
                 async with limit:
                     results[i], spaces[i] = await self._attempts(pt, rec, fallback, i, bind)
-            rec.items_done += 1
 
+        # The common fan-out (one loop variable, no limit=) has nothing to bind or wait
+        # for: each item's Task runs its attempts directly and stores its outcome, one
+        # coroutine less per item. Only a namespace whose names the task exports is kept.
+        direct = limit is None and len(targets) == 1 and targets[0] == fan.target
+        into = (results, spaces, bool(pt.writes)) if direct else None
+        target = fan.target
+        hold = n >= GC_FREEZE_ITEMS and _gc_hold()
         try:
             async with asyncio.TaskGroup() as group:
-                for i, item in enumerate(items):
-                    group.create_task(one(i, item))
+                try:
+                    for i, item in enumerate(items):
+                        if direct:
+                            group.create_task(self._attempts(pt, rec, fallback, i, {target: item}, into))
+                        else:
+                            group.create_task(one(i, item))
+                        if i % SPAWN_BATCH == SPAWN_BATCH - 1:
+                            # Let the items made so far start (and quick ones finish)
+                            # before making more: 10,000 items then never all sit in
+                            # memory at once unless they all wait.
+                            await asyncio.sleep(0)
+                            if hold:
+                                gc.freeze()  # see GC_FREEZE_ITEMS
+                finally:
+                    if hold:
+                        _gc_release()
         except BaseExceptionGroup as eg:
             failures = [e for e in _leaves(eg) if isinstance(e, _Failure)]
             if failures:
+                if len(failures) > 1:
+                    # One error stands for the task; the others stay in rec.history.
+                    _note(failures[0].error, f"{len(failures)} items failed (each attempt's error is in "
+                                             f"run.tasks['{pt.name}'].history)")
                 raise failures[0] from None
             raise
         exports = {w: [dict.get(ns, w) for ns in spaces if ns is not None] for w in sorted(pt.writes)}
@@ -473,25 +563,35 @@ class Engine:
         fallback: list[Mapping[str, Any]],
         item: int | None,
         bind: dict[str, Any] | None,
+        into: tuple[list[Any], list[Any], bool] | None = None,
     ) -> tuple[Any, BlockNamespace]:
+        """Run one block (or one fan-out item) until it succeeds or gives up.
+
+        ``into`` = (results, namespaces, keep namespace): where a direct fan-out item
+        stores its outcome, as no wrapper coroutine is there to do it.
+        """
         opts = pt.spec.options
         retries = opts.retries if opts.retries is not None else self.options.retries
         timeout = rec.timeout
         backoff = opts.backoff or DEFAULT_BACKOFF
-        is_thread = not pt.is_async
+        # Blocks on a cluster do not take one of this process's threads.
+        is_thread = not pt.is_async and getattr(self.backend, "local_threads", True)
+        # Most attempts wait for no semaphore or gate: skip the coroutine that would.
+        gated = is_thread or self._global is not None or bool(pt.uses)
         for number in range(1, retries + 2):
             ns = BlockNamespace(fallback, bind)
             # Each attempt has its own cancel flag, so a timed-out thread is told to stop
             # without stopping its retry; cancelling the run sets every live flag.
-            stop = threading.Event()
+            stop = _Flag()
             if self._cancel_event.is_set():
                 stop.set()
             scope = TaskScope(pt.name, rec.stdout_buffer, rec.stderr_buffer, stop,
-                              self._progress_callback(rec), item)
+                              self._progress_callback(rec), item, displays=rec.displays)
             unit = Unit(pt, ns, scope, number, item)
             error: BaseException | None = None
             status = "done"
-            await self._acquire(pt, is_thread)
+            if gated:
+                await self._acquire(pt, is_thread)
             self._live.add(stop)
             lane = self._take_lane()
             attempt = Attempt(number, self.now(), item=item, lane=lane)
@@ -511,7 +611,8 @@ class Engine:
                         if not cm.expired():
                             raise
                         scope.cancel_event.set()
-                        status, error = "timeout", _timeout_error(pt, timeout, rec.hard_timeout, e)
+                        status, error = "timeout", _timeout_error(pt, timeout, rec.hard_timeout, e,
+                                                                  getattr(self.backend, "soft_timeout_text", None))
                 else:
                     result = await self.backend.execute(unit)  # type: ignore[union-attr]
             except asyncio.CancelledError:
@@ -519,21 +620,38 @@ class Engine:
                 if unit.abandoned:
                     rec.abandoned += 1
                 raise
-            except (Exception, SystemExit, KeyboardInterrupt, Cancelled) as e:
+            except Cancelled:
+                # progress() saw the cancel flag: this attempt was cancelled, not failed,
+                # and a cancel is never retried.
+                attempt.status = "cancelled"
+                raise asyncio.CancelledError(rec.reason or "the run was cancelled") from None
+            except (Exception, SystemExit, KeyboardInterrupt) as e:
+                # SystemExit and KeyboardInterrupt raised by a block fail that task only:
+                # they must not end the kernel's loop, and are never retried.
                 status, error = "failed", e
             finally:
-                attempt.end = self.now()
-                attempt.worker = unit.worker
-                rec.end = attempt.end
+                if not self._closed:  # an abandoned coroutine's late end is not recorded
+                    attempt.end = self.now()
+                    attempt.worker = unit.worker
+                    if unit.started is not None:
+                        self._worker_times(rec, attempt, unit.started, unit.ended)
+                    rec.end = attempt.end
                 self._live.discard(stop)
                 self._release(pt, is_thread, lane)
             attempt.status = status
             attempt.error = error
             if error is None:
+                if item is not None:
+                    rec.items_done += 1
+                    if into is not None:
+                        into[0][item] = result
+                        if into[2]:
+                            into[1][item] = ns
                 return result, ns
-            if unit.abandoned or (status == "timeout" and not rec.hard_timeout):
+            if unit.abandoned:  # the backend says the block is still running (a soft timeout)
                 rec.abandoned += 1
-            retryable = isinstance(error, Exception) and number <= retries
+            # Only ordinary exceptions are retried, and never once the run is cancelled.
+            retryable = isinstance(error, Exception) and number <= retries and not self._cancel_event.is_set()
             if not retryable:
                 if number > 1 and isinstance(error, BaseException):
                     _note(error, f"after {number} attempts")
@@ -573,6 +691,17 @@ class Engine:
             self._global.release()
         heapq.heappush(self._lanes, lane)
 
+    def _worker_times(self, rec: TaskRecord, attempt: Attempt, started: float, ended: float | None) -> None:
+        # The backend timed the block where it ran (epoch seconds on a worker's clock).
+        # Clamp into submission..arrival, so a skewed remote clock cannot draw the bar
+        # outside the time the kernel actually waited for it.
+        submitted, arrived = attempt.start, attempt.end if attempt.end is not None else self.now()
+        start = min(max(started - self.run.started_at, submitted), arrived)
+        end = min(max((ended if ended is not None else started) - self.run.started_at, start), arrived)
+        if rec.start == submitted:
+            rec.start = start
+        attempt.start, attempt.end = start, end
+
     def _take_lane(self) -> int:
         if self._lanes:
             return heapq.heappop(self._lanes)
@@ -580,6 +709,13 @@ class Engine:
         return self._next_lane - 1
 
     def _progress_callback(self, rec: TaskRecord):  # type: ignore[no-untyped-def]
+        # One callback per task, not per attempt: a fan-out has thousands of attempts.
+        report = self._reporters.get(rec.name)
+        if report is None:
+            report = self._reporters[rec.name] = self._make_reporter(rec)
+        return report
+
+    def _make_reporter(self, rec: TaskRecord):  # type: ignore[no-untyped-def]
         def report(done: float, total: float | None, message: str | None) -> None:
             rec.progress = (done, total, message)
             if not self.observers or self._loop is None:
@@ -620,6 +756,34 @@ class Engine:
                 capture_warning(f"parcoord_nb: observer {obs!r} raised {type(e).__name__}: {e}; dropped")
 
 
+def _second_interrupt_cancels(task: asyncio.Task[Any] | None):  # type: ignore[no-untyped-def]
+    """While winding down after an interrupt, make the next SIGINT cancel ``task``.
+
+    ipykernel 7.4 turns only the first SIGINT of a cell into a cancel, so a second one
+    would otherwise do nothing. Returns a function that restores the previous handler,
+    or None when signals cannot be handled here (not the main thread).
+    """
+    import signal
+
+    if task is None or threading.current_thread() is not threading.main_thread():
+        return None
+    loop = task.get_loop()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        loop.call_soon_threadsafe(task.cancel, "a second interrupt")
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except (ValueError, OSError):  # pragma: no cover - signals unavailable here
+        return None
+
+    def restore() -> None:
+        if signal.getsignal(signal.SIGINT) is on_sigint:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+    return restore
+
+
 async def _heartbeat() -> None:
     # ipykernel 7.4 turns SIGINT into a cancel with loop.call_soon from inside the
     # signal handler, which does not wake a loop that is waiting in select(): with
@@ -644,6 +808,24 @@ def _final_status(records: Iterable[TaskRecord]) -> str:
     return "done"
 
 
+def _gc_hold() -> bool:
+    """Start freezing for one fan-out's spawn; False when the collector is not ours to touch."""
+    global _gc_holders
+    with _gc_lock:
+        if _gc_holders == 0 and (not gc.isenabled() or gc.get_freeze_count()):
+            return False
+        _gc_holders += 1
+        return True
+
+
+def _gc_release() -> None:
+    global _gc_holders
+    with _gc_lock:
+        _gc_holders -= 1
+        if _gc_holders == 0:
+            gc.unfreeze()
+
+
 def _bind_target(names: tuple[str, ...], target: str, item: Any) -> dict[str, Any]:
     if len(names) == 1 and names[0] == target:
         return {target: item}
@@ -664,9 +846,12 @@ def _note(error: BaseException, note: str) -> None:
         error.add_note(note)
 
 
-def _timeout_error(pt: PlannedTask, timeout: float, hard: bool, cause: BaseException) -> TimeoutError:
-    how = "cancelled" if hard else "left running in its thread (threads cannot be stopped); its result will be discarded"
-    err = TimeoutError(f"task '{pt.name}' timed out after {timeout:g}s and was {how}")
+def _timeout_error(pt: PlannedTask, timeout: float, hard: bool, cause: BaseException,
+                   soft_text: str | None = None) -> TimeoutError:
+    how = ("hard timeout: it was cancelled" if hard else
+           f"soft timeout: {soft_text}" if soft_text else
+           "soft timeout: threads cannot be stopped, so it was left running and its result will be discarded")
+    err = TimeoutError(f"task '{pt.name}' timed out after {timeout:g}s ({how})")
     err.__cause__ = None
     return err
 

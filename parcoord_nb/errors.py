@@ -124,8 +124,10 @@ class ConflictError(PlanError):
 class CycleError(PlanError):
     """The tasks' dependencies form a loop, so no order can satisfy them."""
 
-    def __init__(self, message: str, *, path: Sequence[str], names: Sequence[str] = ()) -> None:
-        super().__init__(message, task=path[0] if path else None, names=names)
+    def __init__(
+        self, message: str, *, path: Sequence[str], names: Sequence[str] = (), line: int | None = None
+    ) -> None:
+        super().__init__(message, task=path[0] if path else None, line=line, names=names)
         self.path = tuple(path)
 
 

@@ -27,6 +27,8 @@ _OPTION = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_-]*)=(?P<value>\S*)$")
 _OPTION_START = re.compile(r"\s(?=[A-Za-z_][A-Za-z0-9_-]*=(?!=))")
 
 OPTION_NAMES = ("after", "uses", "timeout", "retries", "backoff", "estimate", "limit")
+_EXAMPLE = {"after": "after=load", "uses": "uses=web", "timeout": "timeout=30", "retries": "retries=2",
+            "backoff": "backoff=0.5", "estimate": "estimate=10", "limit": "limit=4"}
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,7 @@ def _parse_fanout(name: str, target: str, expr: str, line: int, text: str) -> Fa
             text=text,
         )
     try:
-        ast.parse(expr, mode="eval")
+        tree = ast.parse(expr, mode="eval")
     except SyntaxError as e:
         raise CellSyntaxError(
             f"task '{name}' (cell line {line}): the fan-out expression {expr!r} is not valid "
@@ -242,6 +244,20 @@ def _parse_fanout(name: str, target: str, expr: str, line: int, text: str) -> Fa
             line=line,
             text=text,
         ) from None
+    # A literal that cannot be looped over is wrong before anything runs.
+    node = tree.body
+    if isinstance(node, ast.UnaryOp):
+        node = node.operand
+    if isinstance(node, (ast.Constant, ast.Lambda)) and not isinstance(getattr(node, "value", None), (str, bytes)):
+        kind = "a function" if isinstance(node, ast.Lambda) else type(node.value).__name__
+        example = f", like 'for {target.strip()} in range({expr})'" if kind == "int" else ""
+        raise CellSyntaxError(
+            f"task '{name}' (cell line {line}): 'for {target.strip()} in {expr}' loops over {kind}, "
+            f"which cannot be iterated: give it a list, a range or another iterable{example}",
+            task=name,
+            line=line,
+            text=text,
+        )
     return FanOut(target=target.strip(), expr=expr, target_names=targets)
 
 
@@ -276,7 +292,7 @@ def _parse_options(
         if key in values:
             raise bad(f"option '{key}' is given twice")
         if not value:
-            raise bad(f"option '{key}=' needs a value")
+            raise bad(f"option '{key}=' needs a value, like {_EXAMPLE[key]}")
         if key == "after":
             values[key] = value
         elif key == "uses":
@@ -287,7 +303,7 @@ def _parse_options(
             try:
                 n = int(value)
             except ValueError:
-                raise bad(f"{key}={value} is not a whole number") from None
+                raise bad(f"{key}={value} is not a whole number (write {_EXAMPLE[key]})") from None
             if n < (0 if key == "retries" else 1):
                 raise bad(f"{key}={value} must be at least {0 if key == 'retries' else 1}")
             values[key] = n
@@ -302,6 +318,8 @@ def _parse_options(
                 raise bad("after=* already means every other task; list names or use *, not both")
             after_all = True
         else:
+            if not parts:
+                raise bad(f"after={raw_after} names no task: write after=NAME or after=a,b")
             for p in parts:
                 if not p.isidentifier():
                     raise bad(f"after={raw_after}: {p!r} is not a task name")

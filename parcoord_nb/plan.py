@@ -12,6 +12,7 @@ import ast
 import functools
 import hashlib
 import linecache
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import CodeType
@@ -20,7 +21,7 @@ from .analysis import BlockInfo, analyse_block, parse_block
 from .errors import CellSyntaxError, ConflictError, CycleError, PlanError
 from .parse import ParsedCell, TaskSpec, Use, parse_cell
 
-__all__ = ["Edge", "Plan", "PlannedTask", "build_plan", "plan"]
+__all__ = ["Edge", "Plan", "PlannedTask", "build_plan", "compile_source", "plan"]
 
 RESULT_NAME = "__parcoord_result__"
 
@@ -163,22 +164,50 @@ def plan(source: str, *, first_line: int = 1) -> Plan:
     return build_plan(source, first_line=first_line)
 
 
-@functools.lru_cache(maxsize=128)
 def build_plan(source: str, *, first_line: int = 1) -> Plan:
-    """Parse cell text, analyse each block and check that the tasks can run together."""
+    """Parse cell text, analyse each block and check that the tasks can run together.
+
+    Cached by text and first line, so re-running an unchanged cell costs a dict lookup
+    and the very same Plan (and compiled blocks) comes back.
+    """
+    # One positional key: lru_cache would cache f(s) and f(s, first_line=1) apart.
+    plan = _cached_plan(source, first_line)
+    blocks = [t.block for t in plan.tasks.values()] or ([plan.prelude] if plan.prelude else [])
+    if blocks and blocks[0].filename not in linecache.cache:
+        _register_source(source, first_line)  # linecache was cleared: tracebacks need the lines
+    return plan
+
+
+@functools.lru_cache(maxsize=128)
+def _cached_plan(source: str, first_line: int) -> Plan:
+    return _build_plan(source, first_line)
+
+
+build_plan.cache_clear = _cached_plan.cache_clear  # type: ignore[attr-defined]
+build_plan.cache_info = _cached_plan.cache_info  # type: ignore[attr-defined]
+
+
+def _build_plan(source: str, first_line: int) -> Plan:
+    """build_plan without the cache (benchmarks measure this)."""
     cell = parse_cell(source, first_line=first_line)
     filename = _register_source(source, first_line)
 
     prelude = prelude_info = None
     if cell.prelude.strip():
         tree = _parse(cell.prelude, first_line, filename, task=None)
-        prelude_info = analyse_block(tree)
-        prelude = _compile(tree, filename, prelude_info)
+        try:
+            prelude_info = analyse_block(tree)
+            prelude = _compile(tree, filename, prelude_info)
+        except _COMPILE_ERRORS as e:
+            raise _compile_error(e, None, first_line) from None
 
     analysed: dict[str, tuple[TaskSpec, BlockInfo, CompiledBlock, CodeType | None, frozenset[str], frozenset[str]]] = {}
     for spec in cell.tasks:
         tree = _parse(spec.code, spec.body_line, filename, task=spec.name)
-        info = analyse_block(tree)
+        try:
+            info = analyse_block(tree)
+        except _COMPILE_ERRORS as e:
+            raise _compile_error(e, spec.name, spec.body_line) from None
         reads = set(info.reads)
         # A name that starts with an underscore stays local to its block (as in marimo):
         # loop counters and scratch values of two tasks then never conflict.
@@ -188,11 +217,17 @@ def build_plan(source: str, *, first_line: int = 1) -> Plan:
             local = set(spec.fanout.target_names)
             reads -= local
             writes -= local
-            expr_tree = compile(spec.fanout.expr, filename, "eval", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-            ast.increment_lineno(expr_tree, spec.line - 1)
-            reads |= {n.id for n in ast.walk(expr_tree) if isinstance(n, ast.Name)} - _builtins()
-            fanout_code = compile(expr_tree, filename, "eval", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-        block = _compile(tree, filename, info)
+            try:
+                expr_tree = compile(spec.fanout.expr, filename, "eval", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+                ast.increment_lineno(expr_tree, spec.line - 1)
+                reads |= {n.id for n in ast.walk(expr_tree) if isinstance(n, ast.Name)} - _builtins()
+                fanout_code = compile(expr_tree, filename, "eval", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            except _COMPILE_ERRORS as e:
+                raise _compile_error(e, spec.name, spec.line, what="the fan-out expression") from None
+        try:
+            block = _compile(tree, filename, info)
+        except _COMPILE_ERRORS as e:
+            raise _compile_error(e, spec.name, spec.body_line) from None
         analysed[spec.name] = (spec, info, block, fanout_code, frozenset(reads), frozenset(writes))
 
     edges = _edges(cell.tasks, {n: (a[4], a[5]) for n, a in analysed.items()})
@@ -203,7 +238,7 @@ def build_plan(source: str, *, first_line: int = 1) -> Plan:
         deps[e.dst].append(e.src)
         dependents[e.src].append(e.dst)
 
-    order = _toposort(names, deps, edges)
+    order = _toposort(names, deps, edges, {s.name: s.line for s in cell.tasks})
     _check_conflicts(cell.tasks, {n: a[5] for n, a in analysed.items()}, deps, order)
 
     wave_of: dict[str, int] = {}
@@ -251,19 +286,86 @@ def _register_source(source: str, first_line: int) -> str:
 def _parse(code: str, first_line: int, filename: str, *, task: str | None) -> ast.Module:
     where = f"task '{task}'" if task else "the prelude (the code before the first task)"
     try:
-        tree = parse_block(code, filename)
+        tree = _parse_at(code, first_line, filename)
+    except (ValueError, RecursionError, MemoryError) as e:  # NUL bytes; nesting too deep for the parser
+        raise _compile_error(e, task, first_line) from None
     except SyntaxError as e:
         line = first_line + (e.lineno or 1) - 1
         kind = type(e).__name__
+        # Python counts lines from the block's start ("... after 'if' statement on line 2");
+        # say the cell line instead, as everywhere else.
+        msg = re.sub(r"\bline (\d+)", lambda m: f"cell line {first_line + int(m[1]) - 1}", e.msg or "")
+        fix = ("indent the lines under if/for/def/with/try, and start the block's other lines at column 0"
+               if isinstance(e, IndentationError) else "correct that line")
         raise CellSyntaxError(
-            f"{kind} in {where} at cell line {line}: {e.msg}",
+            f"{kind} in {where} at cell line {line}: {msg}; {fix} (nothing was run)",
             task=task,
             line=line,
             offset=e.offset,
             text=e.text,
         ) from None
-    ast.increment_lineno(tree, first_line - 1)
     return tree
+
+
+# Newlines put in front of a block cost the tokenizer about 0.03 µs each, while
+# ast.increment_lineno walks every node in Python (about 1 µs per character of code).
+PAD_PER_CHAR = 20
+
+
+def _parse_at(code: str, first_line: int, filename: str) -> ast.Module:
+    """parse_block, with the node line numbers of the cell (the block starts at first_line).
+
+    Blank lines in front give the parser the right numbers for free; for a small block
+    deep in a huge cell, shifting the tree afterwards is cheaper. A SyntaxError always
+    comes from the plain parse, with line numbers counted from the block's start.
+    """
+    shift = first_line - 1
+    if 0 < shift <= PAD_PER_CHAR * len(code):
+        try:
+            return parse_block("\n" * shift + code, filename)
+        except SyntaxError:
+            pass  # parse again below, for the error with block-relative lines
+    tree = parse_block(code, filename)
+    if shift:
+        ast.increment_lineno(tree, shift)
+    return tree
+
+
+# ast.parse accepts some code that compile() rejects ('return' or 'yield' outside a
+# function, 'break' outside a loop); deeply nested code exhausts the recursion limit.
+_COMPILE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError)
+
+
+def _compile_error(e: BaseException, task: str | None, first_line: int, what: str = "") -> CellSyntaxError:
+    where = f"task '{task}'" if task else "the prelude (the code before the first task)"
+    if what:
+        where = f"{what} of {where}"
+    if isinstance(e, SyntaxError):
+        # Blocks are compiled with cell line numbers already; fall back to the block's start.
+        line = e.lineno if e.lineno and e.lineno >= first_line else first_line
+        return CellSyntaxError(
+            f"{type(e).__name__} in {where} at cell line {line}: {e.msg}; correct that line (nothing was run)",
+            task=task, line=line, offset=e.offset, text=e.text,
+        )
+    if isinstance(e, ValueError):
+        reason = f"it cannot be compiled ({e})"
+    else:
+        reason = "it is nested too deeply for Python to compile"
+    return CellSyntaxError(
+        f"{where} (from cell line {first_line}): {reason}; split it into smaller pieces (nothing was run)",
+        task=task, line=first_line,
+    )
+
+
+def compile_source(code: str, filename: str, first_line: int) -> CompiledBlock:
+    """Compile one block's text as :func:`build_plan` does, in another process.
+
+    Same cell line numbers and the same rewrite of the last expression into the result,
+    so a backend that ships a block as source (dask) runs exactly what the plan checked.
+    """
+    tree = parse_block(code, filename)
+    ast.increment_lineno(tree, first_line - 1)
+    return _compile(tree, filename, analyse_block(tree))
 
 
 def _compile(tree: ast.Module, filename: str, info: BlockInfo) -> CompiledBlock:
@@ -271,10 +373,12 @@ def _compile(tree: ast.Module, filename: str, info: BlockInfo) -> CompiledBlock:
     if info.has_result:
         last = body[-1]
         assert isinstance(last, ast.Expr)
-        assign = ast.Assign(targets=[ast.Name(RESULT_NAME, ast.Store())], value=last.value)
+        # Both new nodes get the expression's location, so the tree needs no
+        # fix_missing_locations (a walk over every node, a quarter of planning).
+        target = ast.copy_location(ast.Name(RESULT_NAME, ast.Store()), last)
+        assign = ast.Assign(targets=[target], value=last.value)
         body[-1] = ast.copy_location(assign, last)
     module = ast.Module(body=body, type_ignores=[])
-    ast.fix_missing_locations(module)
     flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if info.is_async else 0
     code = compile(module, filename, "exec", flags=flags, dont_inherit=True)
     return CompiledBlock(code=code, filename=filename, is_async=info.is_async)
@@ -305,7 +409,9 @@ def _edges(specs: Iterable[TaskSpec], rw: Mapping[str, tuple[frozenset[str], fro
     return sorted(edges.values(), key=lambda e: (order[e.dst], order[e.src]))
 
 
-def _toposort(names: list[str], deps: Mapping[str, list[str]], edges: list[Edge]) -> list[str]:
+def _toposort(
+    names: list[str], deps: Mapping[str, list[str]], edges: list[Edge], lines: Mapping[str, int] | None = None
+) -> list[str]:
     """Order tasks so each comes after its dependencies; cell order breaks ties."""
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
     order: list[str] = []
@@ -316,7 +422,7 @@ def _toposort(names: list[str], deps: Mapping[str, list[str]], edges: list[Edge]
         stack.append(n)
         for d in deps[n]:
             if state.get(d) == 1:
-                raise _cycle_error(stack[stack.index(d):] + [d], edges)
+                raise _cycle_error(stack[stack.index(d):] + [d], edges, lines or {})
             if d not in state:
                 visit(d)
         stack.pop()
@@ -329,18 +435,21 @@ def _toposort(names: list[str], deps: Mapping[str, list[str]], edges: list[Edge]
     return order
 
 
-def _cycle_error(path: list[str], edges: list[Edge]) -> CycleError:
+def _cycle_error(path: list[str], edges: list[Edge], lines: Mapping[str, int]) -> CycleError:
     # ``path`` runs from a task to what it depends on; show it in the order things run.
     path = path[::-1]
     by_pair = {(e.src, e.dst): e for e in edges}
     reasons = [by_pair[(a, b)].reason for a, b in zip(path, path[1:])]
     names = sorted({n for a, b in zip(path, path[1:]) for n in by_pair[(a, b)].names})
+    where = ", ".join(f"'{n}' at cell line {lines[n]}" for n in path[:-1] if n in lines)
     return CycleError(
-        "dependency cycle: " + " -> ".join(path) + " (" + "; ".join(reasons) + "). "
+        "dependency cycle: " + " -> ".join(path) + " (" + "; ".join(reasons) + ")"
+        + (f" [{where}]" if where else "") + ". "
         "Each of these tasks waits for the next, so none can start: move the shared "
         "code into one task, rename a variable, or drop an after=",
         path=path,
         names=names,
+        line=lines.get(path[0]),
     )
 
 

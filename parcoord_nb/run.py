@@ -15,7 +15,7 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .capture import OutputBuffer
+from .capture import DisplayLog, OutputBuffer
 from .errors import RunError
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ class TaskRecord:
     progress: tuple[float, float | None, str | None] | None = None
     stdout_buffer: OutputBuffer = field(default_factory=OutputBuffer, repr=False)
     stderr_buffer: OutputBuffer = field(default_factory=OutputBuffer, repr=False)
+    displays: DisplayLog = field(default_factory=DisplayLog, repr=False)  # rich display() outputs
 
     @property
     def attempts(self) -> int:
@@ -141,6 +142,7 @@ class Run:
         self.error: BaseException | None = None  # prelude failure or internal error
         self.backend_note: str | None = None
         self.cancel_reason: str | None = None
+        self.cancelled_at: float | None = None  # when the interrupt or cancel reached the engine
         self.started_at: float = 0.0  # epoch seconds
         self.wall_end: float | None = None
         self.tasks: dict[str, TaskRecord] = {
@@ -160,6 +162,11 @@ class Run:
         self._done = threading.Event()
         self._cancel_requested = False
         self._cancel_hook: Any = None
+        # Called with the run, in the waiting code's context, each time `await run` or
+        # run.wait() returns: the notebook view uses it to report in the waiting cell.
+        self._wait_hooks: list[Any] = []
+        # When set and it returns a bundle, _repr_mimebundle_ shows that instead.
+        self._repr_hook: Any = None
 
     # -- outcomes ----------------------------------------------------------
     @property
@@ -213,10 +220,13 @@ class Run:
             for n in bad:
                 r = self.tasks[n]
                 err = r.error
-                what = f"timed out after {r.timeout:g}s" if r.status == "timeout" and r.timeout else (
-                    f"{type(err).__name__}: {_first_line(err)}" if err is not None else r.status
+                kind = "hard timeout" if r.hard_timeout else "soft timeout, its thread was left running"
+                what = f"timed out after {r.timeout:g}s: {kind}" if r.status == "timeout" and r.timeout else (
+                    _error_line(err) if err is not None else r.status
                 )
-                parts.append(f"{n} ({what})")
+                # Exhausted retries: say so ("after 3 attempts" is a note on the error).
+                notes = [x for x in getattr(err, "__notes__", ()) if isinstance(x, str) and x.startswith("after ")]
+                parts.append(f"{n} ({what}{', ' + notes[-1] if notes else ''})")
             skipped = [n for n, r in self.tasks.items() if r.status == "skipped"]
             tail = f"; skipped: {', '.join(skipped)}" if skipped else ""
             noun = "task" if len(bad) == 1 else "tasks"
@@ -252,14 +262,38 @@ class Run:
     def __await__(self) -> Generator[Any, None, Run]:
         """Wait for the run to end. Interrupting the wait cancels the run."""
         if self._task is not None and not self._task.done():
-            yield from self._task.__await__()
+            try:
+                here = asyncio.get_running_loop()
+            except RuntimeError:
+                here = None
+            if here is None or here is self._loop:
+                yield from self._task.__await__()
+            else:
+                # The run lives on another loop (a private one in a worker thread):
+                # its Task cannot be awaited from here, so wait for the done flag.
+                try:
+                    yield from here.run_in_executor(None, self._done.wait).__await__()
+                except asyncio.CancelledError:
+                    self.cancel()
+                    raise
+        self._run_wait_hooks()
         return self
 
     def wait(self, timeout: float | None = None) -> Run:
         """Block until the run ends (from code that cannot ``await``)."""
+        if not self._done.is_set() and self._loop is not None and _runs_loop_in_this_thread(self._loop):
+            raise RuntimeError(
+                f"run.wait() would block the event loop that runs {self.id}, so it could "
+                "never finish: in a notebook cell write `await run` instead"
+            )
         if not self._done.wait(timeout):
             raise TimeoutError(f"run {self.id} still running after {timeout}s")
+        self._run_wait_hooks()
         return self
+
+    def _run_wait_hooks(self) -> None:
+        for hook in list(self._wait_hooks):
+            hook(self)
 
     def _finish(self) -> None:
         self._done.set()
@@ -315,14 +349,34 @@ class Run:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from .view.report import report_bundle
 
+        if self._repr_hook is not None:
+            bundle = self._repr_hook()
+            if bundle is not None:
+                return bundle
         return report_bundle(self)
+
+
+def _runs_loop_in_this_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    # asyncio's loops record the thread they run in while they run.
+    thread_id = getattr(loop, "_thread_id", None)
+    return thread_id is not None and thread_id == threading.get_ident()
 
 
 def _first_line(err: BaseException | None) -> str:
     if err is None:
         return ""
-    text = str(err).strip().splitlines()
+    try:
+        text = str(err).strip().splitlines()
+    except Exception:  # noqa: BLE001 - an exception whose str() raises still gets reported
+        return f"<str() of {type(err).__name__} failed>"
     return text[0][:200] if text else type(err).__name__
+
+
+def _error_line(err: BaseException) -> str:
+    """``ValueError: boom``, or just ``KeyboardInterrupt`` when there is no message."""
+    name = type(err).__name__
+    first = _first_line(err)
+    return name if first == name else f"{name}: {first}"
 
 
 def format_error(err: BaseException) -> str:

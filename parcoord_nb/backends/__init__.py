@@ -28,6 +28,11 @@ class Unit:
     item: int | None = None
     worker: str | None = None  # set by the backend: where it ran
     abandoned: bool = False  # set by the backend: left running after cancel/timeout
+    # Set by a backend that knows when the block really ran (a dask worker's clock,
+    # epoch seconds); the engine then draws the attempt from start to end of the work,
+    # not from submission to the arrival of the result.
+    started: float | None = None
+    ended: float | None = None
 
 
 class Backend(Protocol):

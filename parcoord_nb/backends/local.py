@@ -21,6 +21,7 @@ from . import Unit
 __all__ = ["LocalBackend", "WorkerPool", "worker_pool"]
 
 IDLE_SECONDS = 120.0
+STOP_GRACE_TICKS = 5  # 10 ms ticks a cancelled thread gets to notice cancelled() and return
 
 
 class _Job:
@@ -139,9 +140,17 @@ class LocalBackend:
                 await future
             except asyncio.CancelledError:
                 # Threads cannot be stopped: tell the block (cancelled(), progress()) and
-                # leave it; its late result is discarded by _deliver.
+                # leave it; its late result is discarded by _deliver. A block that checks
+                # the flag in its loop gets a moment to return, so it is not reported as
+                # abandoned when it did stop.
                 unit.scope.cancel_event.set()
-                unit.abandoned = not job.finished
+                try:
+                    for _ in range(STOP_GRACE_TICKS):
+                        if job.finished:
+                            break
+                        await asyncio.sleep(0.01)
+                finally:
+                    unit.abandoned = not job.finished
                 raise
         return ns.pop(RESULT_NAME, None)
 

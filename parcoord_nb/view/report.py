@@ -6,7 +6,7 @@ import base64
 import html
 from typing import TYPE_CHECKING, Any
 
-from .text import MARK, plan_text, preview, run_text, seconds, summary_text
+from .text import MARK, error_text, hidden_text, plan_text, preview, rows_to_show, run_text, seconds, summary_text
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -53,10 +53,17 @@ def plan_html(plan: Plan) -> str:
 
 def run_html(run: Run, *, gantt_png: bytes | None = None) -> str:
     rows = []
-    for r in run.tasks.values():
+    estimates = any(t.spec.options.estimate for t in run.plan.tasks.values())
+    shown, hidden = rows_to_show(run)
+    tracebacks = 0
+    for r in shown:
         status = r.status if r.items is None else f"{r.status} ({r.items_done}/{r.items})"
         if r.error is not None:
-            detail = f"<details><summary>{_e(type(r.error).__name__)}: {_e(preview(str(r.error), 160))}</summary><pre>{_e(r.traceback)}</pre></details>"
+            # Full tracebacks for the first few failures; a cell where hundreds fail the
+            # same way would otherwise make a report of megabytes.
+            tb = f"<pre>{_e(_clip_traceback(r.traceback))}</pre>" if tracebacks < MAX_TRACEBACKS else ""
+            tracebacks += 1
+            detail = f"<details><summary>{_e(type(r.error).__name__)}: {_e(preview(error_text(r.error), 160))}</summary>{tb}</details>"
         elif r.status == "done":
             detail = f"<code>{_e(preview(r.result, 160))}</code>"
         else:
@@ -67,11 +74,17 @@ def run_html(run: Run, *, gantt_png: bytes | None = None) -> str:
         if out:
             more = " (end of output)" if r.stdout_buffer.total > 2000 else ""
             detail += f"<details><summary>output{more}</summary><pre>{_e(out)}</pre></details>"
+        estimate = ""
+        if estimates:
+            est = run.plan.tasks[r.name].spec.options.estimate
+            estimate = f"<td>{seconds(est) if est else '-'}</td>"
         rows.append(
             f'<tr class="parcoord-row"><td>{MARK.get(r.status, "")} <b>{_e(r.name)}</b><br><small>{_e(r.title if r.title != r.name else "")}</small></td>'
-            f'<td class="st-{_e(r.status)}">{_e(status)}</td><td>{seconds(r.duration)}</td>'
+            f'<td class="st-{_e(r.status)}">{_e(status)}</td><td>{seconds(r.duration)}</td>{estimate}'
             f"<td>{r.attempts}</td><td>{detail}</td></tr>"
         )
+    if hidden:
+        rows.append(f'<tr class="parcoord-more"><td colspan="{6 if estimates else 5}"><i>… {_e(hidden_text(hidden))}</i></td></tr>')
     prelude = ""
     if run.error is not None:
         from ..run import format_error
@@ -84,9 +97,21 @@ def run_html(run: Run, *, gantt_png: bytes | None = None) -> str:
     return (
         f'{_STYLE}<div class="parcoord-report parcoord-final"><p class="parcoord-summary">{_e(run.id)} '
         f"{_e(run.status)}: {_e(summary_text(run.summary))}</p>{note}{prelude}"
-        "<table><tr><th>task</th><th>status</th><th>duration</th><th>attempts</th><th>result / error</th></tr>"
+        "<table><tr><th>task</th><th>status</th><th>duration</th>"
+        + ("<th>estimate</th>" if estimates else "")
+        + "<th>attempts</th><th>result / error</th></tr>"
         f"{''.join(rows)}</table>{img}</div>"
     )
+
+
+MAX_TRACEBACKS = 10  # failures shown with their full traceback in one report
+TRACEBACK_CHARS = 8000  # the end of a longer traceback (the frames nearest the error)
+
+
+def _clip_traceback(text: str) -> str:
+    if len(text) <= TRACEBACK_CHARS:
+        return text
+    return f"… ({len(text) - TRACEBACK_CHARS:,} characters above not shown)\n" + text[-TRACEBACK_CHARS:]
 
 
 def gantt_png(run: Run) -> bytes | None:

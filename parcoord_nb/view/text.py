@@ -28,6 +28,14 @@ def preview(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def error_text(err: BaseException) -> str:
+    """``str(err)``, or a placeholder when that raises: a broken exception cannot break the report."""
+    try:
+        return str(err)
+    except Exception as e:  # noqa: BLE001
+        return f"<str() failed: {type(e).__name__}>"
+
+
 def _clip(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -81,20 +89,54 @@ def task_line(r: TaskRecord) -> str:
     status = r.status if r.items is None else f"{r.status} {r.items_done}/{r.items}"
     tail = ""
     if r.error is not None:
-        tail = f"{type(r.error).__name__}: {_clip(str(r.error), 100)}"
+        tail = f"{type(r.error).__name__}: {_clip(error_text(r.error), 100)}"
     elif r.reason and r.status != "done":
         tail = r.reason
     elif r.status == "done":
         tail = f"-> {preview(r.result, 80)}"
+    if r.abandoned:
+        tail += f" · {r.abandoned} thread(s) abandoned, still running; late results are discarded"
     att = f" ×{r.attempts}" if r.attempts > 1 else ""
     return f"  {MARK.get(r.status, '?')} {r.name:<14} {status:<12} {seconds(r.duration):>9}{att}  {tail}".rstrip()
 
 
+# Tasks a report lists one by one; a cell of 10,000 tasks gets these rows and a count
+# of the rest, so its report stays a few hundred KB (run.tasks still has every one).
+ROW_LIMIT = 50
+
+
+def rows_to_show(run: Run, limit: int = ROW_LIMIT) -> tuple[list[TaskRecord], dict[str, int]]:
+    """The tasks to list, in cell order, and how many of the others there are per status.
+
+    Tasks that did not succeed are listed first, then the others, up to ``limit``.
+    """
+    records = list(run.tasks.values())
+    if len(records) <= limit:
+        return records, {}
+    first = [r for r in records if r.status != "done"] + [r for r in records if r.status == "done"]
+    chosen = {id(r) for r in first[:limit]}
+    hidden: dict[str, int] = {}
+    for r in first[limit:]:
+        hidden[r.status] = hidden.get(r.status, 0) + 1
+    return [r for r in records if id(r) in chosen], hidden
+
+
+def hidden_text(hidden: dict[str, int]) -> str:
+    """'9,950 more tasks (9,940 done, 10 skipped)': the rows a report did not list."""
+    total = sum(hidden.values())
+    parts = ", ".join(f"{n:,} {k}" for k, n in sorted(hidden.items(), key=lambda kv: -kv[1]))
+    return f"{total:,} more task{'s' if total != 1 else ''} ({parts}); run.tasks has them all"
+
+
 def run_text(run: Run) -> str:
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(run.summary.counts.items()))
+    summary = run.summary  # computed once: it walks every attempt of every task
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
     lines = [f"<Run {run.id} {run.status}: {counts}>"]
-    lines += [task_line(r) for r in run.tasks.values()]
+    shown, hidden = rows_to_show(run)
+    lines += [task_line(r) for r in shown]
+    if hidden:
+        lines.append(f"  … {hidden_text(hidden)}")
     if run.error is not None:
         lines.append(f"  prelude failed: {type(run.error).__name__}: {run.error}")
-    lines.append("  " + summary_text(run.summary))
+    lines.append("  " + summary_text(summary))
     return "\n".join(lines)
