@@ -445,7 +445,8 @@ class Engine:
     async def _run_task(self, name: str) -> None:
         pt = self.plan.tasks[name]
         rec = self.run.tasks[name]
-        rec.status = "running"
+        # The record stays "queued" until an attempt holds its slots and starts: with
+        # --max-concurrency 40 and 3,000 ready tasks, 40 run and the rest are queued.
         rec.timeout = pt.spec.options.timeout or self.options.timeout
         backend = self.backend
         # A coroutine on this loop can be cancelled; a block on a dask worker cannot.

@@ -148,7 +148,7 @@ def run_cell_sync(line: str, cell: str, shell: Any = None) -> None:
     args, engine = _prepare(line, cell, shell)
     if engine is None:
         return
-    if args.previous is not None:
+    if args.previous is not None and not _on_this_loop(args.previous):
         args.previous._done.wait(5.0)  # the wind-down takes half a second at most
     view = _show_view(engine, args, shell, sync=not args.background)
     if args.background:
@@ -255,6 +255,14 @@ async def _wind_down(previous: Run) -> None:
         await asyncio.wait([task], timeout=5.0)
     else:
         await asyncio.get_running_loop().run_in_executor(None, previous._done.wait, 5.0)
+
+
+def _on_this_loop(run: Run) -> bool:
+    # Blocking here for a run on the loop this thread runs would stop it winding down.
+    try:
+        return run._loop is asyncio.get_running_loop()
+    except RuntimeError:
+        return False
 
 
 # A cell's background run that may still be running: cell key -> (run, --out name).

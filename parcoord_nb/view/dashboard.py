@@ -406,7 +406,9 @@ class Dashboard:
 
     # -- one refresh ------------------------------------------------------------------------
     def _header_value(self, now: float = 0.0, *, final: bool = False, counted: Any = None) -> str:
-        return header_html(self.run, now, self._axis, final=final, notes=self.notes, counted=counted)
+        # The notes are about the live view (background, Cancel): gone with it.
+        return header_html(self.run, now, self._axis, final=final, notes=() if final else self.notes,
+                           counted=counted)
 
     def _refresh(self, *, final: bool) -> int:
         run = self.run
@@ -426,6 +428,7 @@ class Dashboard:
         ]
         rows: dict[int, Any] = {}
         creating = 0
+        auto_opened = 0
         for i, slot in enumerate(self._slots):
             if i >= len(names):
                 continue
@@ -444,7 +447,9 @@ class Dashboard:
                 # Open what a user would open anyway: a task's display() output while it
                 # runs (not while rows change tasks), and at the end failures and rich results.
                 if final:
-                    slot.open = rec.error is not None or len(rec.displays) > 0 or rich
+                    # A few at most: a thousand failures should not bury the summary.
+                    slot.open = auto_opened < AUTO_OPEN and (rec.error is not None or len(rec.displays) > 0 or rich)
+                    auto_opened += slot.open
                 elif not aggregate:
                     slot.open = len(rec.displays) > 0
             status_changed = self.coalescer.last(("box", i), ((),))[0] != view.classes
@@ -537,6 +542,8 @@ class Dashboard:
                 last = self.coalescer.last(("toggle", i), (True, False, False))
                 self.coalescer.sent(("toggle", i), (last[0], slot.open, self.final))
 
+
+AUTO_OPEN = 3  # task areas opened by themselves at the end of a run
 
 _ENDED = (ev.TaskFinished, ev.TaskFailed, ev.TaskTimedOut, ev.TaskCancelled, ev.TaskSkipped)
 

@@ -2,16 +2,16 @@
 
 No ipywidgets here: :mod:`.dashboard` is a thin widget layer over these functions, and
 :mod:`.progress_text` the fallback without widgets. Everything reads the run object;
-nothing reacts to events one by one.
+engine events only tell the view that a run started, ended, or which tasks ended last.
 
 The message budget (brief fact 4: jupyter_server drops iopub messages above
 1000/s, and every widget update is one): a timer on the run's loop ticks
 ``1 / TICK_S`` times a second. Each tick the view works out what every visible part
 should show, compares it with what it last sent, and sends at most
-``MESSAGES_PER_TICK`` widget updates, one comm message each (all changes to one
-widget are batched with ``hold_sync``). The header goes first, then rows whose
-status changed, then the rows that have waited longest, so a row that loses out one
-tick is first the next. Beyond ``MAX_ROWS`` tasks the view shows
+``MESSAGES_PER_TICK`` widget messages (all changes to one widget are batched with
+``hold_sync`` into one). The header goes first; then the parts that have waited
+longest, rows whose status changed counting as waiting longer, so urgent changes go
+soon and no part waits for ever. Beyond ``MAX_ROWS`` tasks the view shows
 ``AGGREGATE_ROWS`` of them (running tasks first) and counts the rest, so its cost
 does not grow with the run: at most ``MESSAGES_PER_TICK / TICK_S`` = 40 messages a
 second, for 3 tasks or 10,000. Widgets are few and made once (two per row), so
@@ -45,9 +45,10 @@ __all__ = [
     "clock_text",
     "columns_html",
     "header_html",
-    "tally",
     "more_html",
     "row_view",
+    "status_of",
+    "tally",
 ]
 
 TICK_S = 0.125  # 8 refreshes a second: smooth to the eye, cheap on the wire
@@ -102,6 +103,17 @@ def _num(x: float) -> str:
 
 
 # -- which tasks get a row ------------------------------------------------------
+def status_of(r: TaskRecord) -> str:
+    """The status to show: a task the engine has taken but that waits for a free slot
+    (``--max-concurrency``, a resource limit) shows as queued until an attempt starts."""
+    st = r.status
+    if st == "running" and not r.history:
+        return "queued"
+    if st == "running" and r.items is None and r.history[-1].end is not None:
+        return "queued"  # between attempts, waiting for a slot again
+    return st
+
+
 @dataclass
 class Tally:
     """One pass over the run's tasks, shared by everything a tick draws."""
@@ -120,7 +132,7 @@ def tally(run: Run, k: int = AGGREGATE_ROWS, *, ended: bool = True) -> Tally:
     queued: list[TaskRecord] = []
     rest: list[TaskRecord] | None = [] if ended else None
     for r in run.tasks.values():  # 10,000 tasks: about two milliseconds
-        st = r.status
+        st = status_of(r)
         counts[st] = counts.get(st, 0) + 1
         if st in LIVE:
             live.append(r)
@@ -137,7 +149,8 @@ def tally(run: Run, k: int = AGGREGATE_ROWS, *, ended: bool = True) -> Tally:
 def counts(run: Run) -> dict[str, int]:
     c: dict[str, int] = {}
     for r in run.tasks.values():
-        c[r.status] = c.get(r.status, 0) + 1
+        st = status_of(r)
+        c[st] = c.get(st, 0) + 1
     return c
 
 
@@ -215,19 +228,19 @@ class RowView:
 
 
 def row_classes(r: TaskRecord) -> tuple[str, ...]:
-    return ("parcoord-task", f"parcoord-status-{r.status}", f"parcoord-task-{r.name}")
+    return ("parcoord-task", f"parcoord-status-{status_of(r)}", f"parcoord-task-{r.name}")
 
 
 def _fraction(r: TaskRecord) -> tuple[float | None, str]:
     """(fraction done or None when unknown, the text beside the bar)."""
     if r.items is not None:
         total = r.items
-        if r.status == "done":
+        if status_of(r) == "done":
             return 1.0, f"{_num(r.items_done)}/{_num(total)}"
         if total:
             return r.items_done / total, f"{_num(r.items_done)}/{_num(total)}"
-        return (None if r.status in LIVE else 0.0), ""
-    if r.status == "done":
+        return (None if status_of(r) in LIVE else 0.0), ""
+    if status_of(r) == "done":
         return 1.0, ""
     if r.progress is not None:
         done, total, _ = r.progress
@@ -235,22 +248,22 @@ def _fraction(r: TaskRecord) -> tuple[float | None, str]:
             frac = max(0.0, min(1.0, done / total))
             return frac, f"{_num(done)}/{_num(total)}"
         return None, _num(done)
-    if r.status in LIVE:
+    if status_of(r) in LIVE:
         return None, ""
     return 0.0, ""
 
 
 def _latest(r: TaskRecord, final: bool) -> tuple[str, str]:
     """(the row's text column, its CSS class)."""
-    if final or r.status not in LIVE | {"queued"}:
+    if final or status_of(r) not in LIVE | {"queued"}:
         if r.error is not None:
             first = error_text(r.error).strip().splitlines()
             return f"{type(r.error).__name__}: {first[0] if first else ''}", "pc-err"
-        if r.status == "done" and r.result is not None:
+        if status_of(r) == "done" and r.result is not None:
             return "→ " + preview(r.result, 160), "pc-res"
-        if r.reason and r.status != "done":
+        if r.reason and status_of(r) != "done":
             return r.reason, "pc-why"
-    if r.status == "retrying" and r.history and r.history[-1].error is not None:
+    if status_of(r) == "retrying" and r.history and r.history[-1].error is not None:
         err = r.history[-1].error
         return f"retrying after {type(err).__name__}: {error_text(err)[:120]}", "pc-err"
     if r.progress is not None and r.progress[2]:
@@ -314,7 +327,7 @@ def row_view(r: TaskRecord, now: float, axis: float, *, final: bool = False) -> 
     frac, count = _fraction(r)
     if r.start is None:
         elapsed = ""
-    elif r.status in LIVE and not final:
+    elif status_of(r) in LIVE and not final:
         elapsed = clock_text(max(0.0, now - r.start))
     else:
         elapsed = seconds(r.duration)
@@ -323,7 +336,7 @@ def row_view(r: TaskRecord, now: float, axis: float, *, final: bool = False) -> 
     if frac is None:
         bar = '<span class="pc-bar pc-indet"><span></span></span>'
     else:
-        bar = f'<span class="pc-bar pc-bar-{r.status}"><span style="width:{int(frac * 100)}%"></span></span>'
+        bar = f'<span class="pc-bar pc-bar-{status_of(r)}"><span style="width:{int(frac * 100)}%"></span></span>'
     spans = "".join(
         f'<i class="pc-s-{st}" style="left:{left}%;width:{width}%"></i>' for left, width, st in _spans(r, now, axis)
     )
@@ -331,11 +344,11 @@ def row_view(r: TaskRecord, now: float, axis: float, *, final: bool = False) -> 
     line = _e(text[:300])
     html_ = (
         f'<div class="pc-row">'
-        f'<span class="pc-icon pc-c-{r.status}">{MARK.get(r.status, "")}</span>'
+        f'<span class="pc-icon pc-c-{status_of(r)}">{MARK.get(status_of(r), "")}</span>'
         f'<span class="pc-title" title="{_e(tip)}"><b>{_e(r.name)}</b>'
         + (f' <span class="pc-sub">{_e(title)}</span>' if title else "")
         + "</span>"
-        f'<span class="pc-badge pc-b-{r.status}">{STATUS_TEXT.get(r.status, r.status)}</span>'
+        f'<span class="pc-badge pc-b-{status_of(r)}">{STATUS_TEXT.get(status_of(r), status_of(r))}</span>'
         f'{bar}<span class="pc-count">{count}</span>'
         f'<span class="pc-time">{elapsed}</span>'
         f'<span class="pc-line {text_cls}" title="{line}">{line}</span>'
@@ -429,8 +442,9 @@ class Coalescer:
 
     ``select`` gets every visible part as ``(key, value, priority, cost)``: ``value`` is
     what the widget would be set to (compared with what was last sent), ``cost`` the
-    number of comm messages sending it takes, and a lower ``priority`` goes first;
-    among equals the part that has waited longest goes first. Nothing is sent for a
+    number of comm messages sending it takes. Priority 0 (the header) goes first; the
+    others go by how long they have waited, a higher ``priority`` counting as two
+    ticks less each, so urgent parts go soon and no part waits for ever. Nothing is sent for a
     part whose value did not change; the caller reports what it sent with ``sent``.
     """
 
@@ -447,7 +461,10 @@ class Coalescer:
         changed = [part for part in parts if self._sent.get(part[0], missing) != part[1]]
         if final:
             return [(k, v) for k, v, _, _ in changed]
-        changed.sort(key=lambda part: (part[2], self._when.get(part[0], -1)))
+        # Lower priority means a later turn, never none: each level is worth two ticks
+        # of waiting, so a part that keeps losing (the counts line under 10,000 busy
+        # rows) still goes out a few ticks later.
+        changed.sort(key=lambda part: (part[2] > 0, self._when.get(part[0], -1) + 2 * part[2]))
         out: list[tuple[Hashable, Any]] = []
         spent = 0
         for key, value, _, cost in changed:

@@ -74,6 +74,8 @@ def run_html(run: Run, *, gantt_png: bytes | None = None) -> str:
         if out:
             more = " (end of output)" if r.stdout_buffer.total > 2000 else ""
             detail += f"<details><summary>output{more}</summary><pre>{_e(out)}</pre></details>"
+        if len(r.displays):
+            detail += _displays_html(r.displays.outputs)
         estimate = ""
         if estimates:
             est = run.plan.tasks[r.name].spec.options.estimate
@@ -112,6 +114,21 @@ def _clip_traceback(text: str) -> str:
     if len(text) <= TRACEBACK_CHARS:
         return text
     return f"… ({len(text) - TRACEBACK_CHARS:,} characters above not shown)\n" + text[-TRACEBACK_CHARS:]
+
+
+def _displays_html(outputs: list[dict[str, Any]]) -> str:
+    """A task's display() outputs, in the static report: HTML as is, images, else text."""
+    parts = []
+    for out in outputs:
+        data = out.get("data", {})
+        if "text/html" in data:
+            parts.append(f"<div>{data['text/html']}</div>")
+        elif "image/png" in data or "image/jpeg" in data:
+            mime = "image/png" if "image/png" in data else "image/jpeg"
+            parts.append(f'<img alt="displayed image" src="data:{mime};base64,{data[mime]}">')
+        elif "text/plain" in data:
+            parts.append(f"<pre>{_e(data['text/plain'])}</pre>")
+    return f'<div class="parcoord-displays">{"".join(parts)}</div>' if parts else ""
 
 
 def gantt_png(run: Run) -> bytes | None:
