@@ -48,7 +48,7 @@ SPAWN_BATCH = 256  # fan-out items made between two yields to the loop (see _run
 # is spawned. Garbage made meanwhile is still collected as usual; only cycles among
 # the frozen objects wait, for the spawn's duration. Skipped when the collector is off
 # or someone else froze objects (their gc.unfreeze() is theirs to call).
-GC_FREEZE_ITEMS = 2_000
+GC_FREEZE_ITEMS = 1_000
 _gc_holders = 0
 _gc_lock = threading.Lock()
 _run_ids = itertools.count(1)

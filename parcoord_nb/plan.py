@@ -13,7 +13,7 @@ import functools
 import hashlib
 import linecache
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import CodeType
 
@@ -413,25 +413,30 @@ def _toposort(
     names: list[str], deps: Mapping[str, list[str]], edges: list[Edge], lines: Mapping[str, int] | None = None
 ) -> list[str]:
     """Order tasks so each comes after its dependencies; cell order breaks ties."""
-    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    state: dict[str, int] = {}  # 1 = on the path, 2 = done
     order: list[str] = []
-    stack: list[str] = []
-
-    def visit(n: str) -> None:
-        state[n] = 1
-        stack.append(n)
-        for d in deps[n]:
-            if state.get(d) == 1:
-                raise _cycle_error(stack[stack.index(d):] + [d], edges, lines or {})
-            if d not in state:
-                visit(d)
-        stack.pop()
-        state[n] = 2
-        order.append(n)
-
-    for n in names:
-        if n not in state:
-            visit(n)
+    # Depth-first with an explicit stack, not recursion: a chain of thousands of
+    # dependent tasks must not hit the interpreter's recursion limit.
+    for root in names:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        todo: list[Iterator[str]] = [iter(deps[root])]
+        state[root] = 1
+        while todo:
+            for d in todo[-1]:
+                if state.get(d) == 1:
+                    raise _cycle_error(path[path.index(d):] + [d], edges, lines or {})
+                if d not in state:
+                    state[d] = 1
+                    path.append(d)
+                    todo.append(iter(deps[d]))
+                    break
+            else:
+                todo.pop()
+                done = path.pop()
+                state[done] = 2
+                order.append(done)
     return order
 
 
@@ -459,12 +464,14 @@ def _check_conflicts(
     deps: Mapping[str, list[str]],
     order: list[str],
 ) -> None:
-    ancestors: dict[str, set[str]] = {}
+    # Ancestor sets as bitmasks (bit i = the i-th task in cell order): a long chain of
+    # n tasks costs n ints instead of n sets of up to n names each.
+    bit = {s.name: 1 << i for i, s in enumerate(specs)}
+    ancestors: dict[str, int] = {}
     for n in order:
-        acc: set[str] = set()
+        acc = 0
         for d in deps[n]:
-            acc.add(d)
-            acc |= ancestors[d]
+            acc |= bit[d] | ancestors[d]
         ancestors[n] = acc
     by_line = {s.name: s for s in specs}
     writers: dict[str, list[str]] = {}
@@ -475,7 +482,7 @@ def _check_conflicts(
         ws = writers[var]
         for i, a in enumerate(ws):
             for b in ws[i + 1 :]:
-                if a not in ancestors[b] and b not in ancestors[a]:
+                if not (ancestors[b] & bit[a] or ancestors[a] & bit[b]):
                     raise ConflictError(
                         f"tasks '{a}' (cell line {by_line[a].line}) and '{b}' (cell line "
                         f"{by_line[b].line}) both assign '{var}' and neither runs after the other: "

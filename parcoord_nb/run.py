@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Attempt", "Run", "Summary", "TaskRecord"]
 
+# The cell's final error names at most this many tasks: it must stay one readable line
+# even when thousands failed (the report and run.failed have them all).
+MESSAGE_NAMES = 10
+
 FINAL = frozenset({"done", "failed", "skipped", "cancelled", "timeout"})
 
 
@@ -217,7 +221,7 @@ class Run:
         bad = self.failed
         if bad:
             parts = []
-            for n in bad:
+            for n in bad[:MESSAGE_NAMES]:
                 r = self.tasks[n]
                 err = r.error
                 kind = "hard timeout" if r.hard_timeout else "soft timeout, its thread was left running"
@@ -228,9 +232,12 @@ class Run:
                 notes = [x for x in getattr(err, "__notes__", ()) if isinstance(x, str) and x.startswith("after ")]
                 parts.append(f"{n} ({what}{', ' + notes[-1] if notes else ''})")
             skipped = [n for n, r in self.tasks.items() if r.status == "skipped"]
-            tail = f"; skipped: {', '.join(skipped)}" if skipped else ""
+            tail = f"; skipped: {_names(skipped)}" if skipped else ""
             noun = "task" if len(bad) == 1 else "tasks"
-            raise RunError(f"{len(bad)} {noun} failed: {', '.join(parts)}{tail}", failed=bad, run=self)
+            listed = ", ".join(parts)
+            if len(bad) > MESSAGE_NAMES:
+                listed += f" and {len(bad) - MESSAGE_NAMES} more (run.failed lists them all)"
+            raise RunError(f"{len(bad)} {noun} failed: {listed}{tail}", failed=bad, run=self)
         if self.status == "cancelled":
             why = self.cancel_reason or "the run was cancelled"
             kept = sum(r.status == "done" for r in self.tasks.values())
@@ -360,6 +367,11 @@ def _runs_loop_in_this_thread(loop: asyncio.AbstractEventLoop) -> bool:
     # asyncio's loops record the thread they run in while they run.
     thread_id = getattr(loop, "_thread_id", None)
     return thread_id is not None and thread_id == threading.get_ident()
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:MESSAGE_NAMES])
+    return shown + (f" and {len(names) - MESSAGE_NAMES} more" if len(names) > MESSAGE_NAMES else "")
 
 
 def _first_line(err: BaseException | None) -> str:

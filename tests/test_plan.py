@@ -141,3 +141,12 @@ def test_plan_text_lists_tasks_edges_verdict_and_waves() -> None:
     for part in ["Plan: 2 tasks in 2 waves", "a [thread]", "reads: x", "a -> b: b reads 'x' written by a",
                  "Independence check:", "1: a", "2: b"]:
         assert part in text
+
+
+def test_a_long_chain_of_dependencies_plans_without_recursion() -> None:
+    # Written last-first, so a recursive depth-first sort would go 3,000 calls deep.
+    n = 3000
+    source = "".join(f"# task t{i}\nv{i} = v{i + 1}\n" for i in range(n)) + f"# task last\nv{n} = 1\n"
+    plan = build_plan(source)
+    assert len(plan.waves) == n + 1
+    assert plan.order[0] == "last" and plan.order[-1] == "t0"

@@ -101,7 +101,11 @@ def gantt_figure(run: Run, *, width: float = 9.0, by: str = "auto") -> Figure:
     if crit and not lanes and not workers:
         handles.append(Patch(facecolor="white", edgecolor="black", label="★ critical path"))
     if handles:
-        ax.legend(handles=handles, fontsize=7, loc="lower right")
+        # Above the axes, not inside them: inside, it hides the ends of the bars.
+        ax.legend(handles=handles, fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0),
+                  ncol=len(handles), frameon=False, borderaxespad=0.2)
+        ax.title.set_position((0.0, 1.0))
+        ax.title.set_horizontalalignment("left")
     fig.tight_layout()
     return fig
 
