@@ -12,11 +12,11 @@ import asyncio
 import functools
 import gc
 import heapq
-from collections import deque
 import itertools
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,9 +114,6 @@ class BlockNamespace(dict):  # type: ignore[type-arg]
             if key in scope:
                 return scope[key]
         raise KeyError(key)
-
-    def own(self) -> dict[str, Any]:
-        return dict(self)
 
 
 class _Failure(Exception):
@@ -220,7 +217,8 @@ class _Gate:
 
 
 class Engine:
-    """Runs one plan once. Create it, then ``await engine.run()`` (or ``engine.start()``)."""
+    """Runs one plan once: ``engine.start()`` on a running loop returns ``engine.run``
+    (the :class:`Run`) at once; ``await engine.execute()`` runs it in the current task."""
 
     def __init__(
         self,
