@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from .errors import Cancelled
 
-__all__ = ["DisplayLog", "OutputBuffer", "TaskScope", "cancelled", "current_scope", "progress"]
+__all__ = ["CancelFlag", "DisplayLog", "OutputBuffer", "TaskScope", "cancelled", "current_scope", "progress"]
 
 _current: contextvars.ContextVar[TaskScope | None] = contextvars.ContextVar("parcoord_task", default=None)
 
@@ -172,6 +172,46 @@ def _jsonable_bundle(data: dict[str, Any]) -> dict[str, Any]:
             value = base64.b64encode(value).decode("ascii")
         out[mime] = value
     return out
+
+
+class CancelFlag:
+    """A task's cancel flag: ``threading.Event``'s interface at a fraction of its cost.
+
+    Every attempt (every fan-out item) gets one, and an Event builds a Condition and
+    a lock each time: 2.7 µs and seven tracked objects, more than a trivial item's
+    whole budget. Setting and reading a bool is atomic under the GIL; the Event behind
+    ``wait()`` is only made for code that blocks on the flag.
+    """
+
+    __slots__ = ("_set", "_event")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        event = self._event
+        if event is not None:
+            event.set()
+
+    def clear(self) -> None:
+        self._set = False
+        event = self._event
+        if event is not None:
+            event.clear()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._event is None:
+            self._event = threading.Event()
+        # Checked after the Event exists: a set() in between either saw it or set _set first.
+        if self._set:
+            self._event.set()
+            return True
+        return self._event.wait(timeout)
 
 
 class TaskScope:

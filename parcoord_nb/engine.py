@@ -24,7 +24,7 @@ from typing import Any
 from . import capture
 from . import events as ev
 from .backends import Backend, Unit, get_backend
-from .capture import TaskScope
+from .capture import CancelFlag, TaskScope
 from .errors import Cancelled, OptionError
 from .plan import Plan, PlannedTask
 from .run import Attempt, Run, TaskRecord
@@ -124,46 +124,6 @@ class _Failure(Exception):
         self.error = error
 
 
-class _Flag:
-    """An attempt's cancel flag: ``threading.Event``'s interface at a fraction of its cost.
-
-    Every attempt (every fan-out item) gets one, and an Event builds a Condition and
-    a lock each time: 2.7 µs and seven tracked objects, more than a trivial item's
-    whole budget. Setting and reading a bool is atomic under the GIL; the Event behind
-    ``wait()`` is only made for code that blocks on the flag.
-    """
-
-    __slots__ = ("_set", "_event")
-
-    def __init__(self) -> None:
-        self._set = False
-        self._event: threading.Event | None = None
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def set(self) -> None:
-        self._set = True
-        event = self._event
-        if event is not None:
-            event.set()
-
-    def clear(self) -> None:
-        self._set = False
-        event = self._event
-        if event is not None:
-            event.clear()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        if self._event is None:
-            self._event = threading.Event()
-        # Checked after the Event exists: a set() in between either saw it or set _set first.
-        if self._set:
-            self._event.set()
-            return True
-        return self._event.wait(timeout)
-
-
 class _Gate:
     """A resource: any number of readers (up to a limit) or one writer, first come first served."""
 
@@ -240,7 +200,7 @@ class Engine:
         self._exports: dict[str, dict[str, Any]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_event = threading.Event()
-        self._live: set[_Flag] = set()  # cancel flags of running attempts
+        self._live: set[CancelFlag] = set()  # cancel flags of running attempts
         self._lanes: list[int] = []
         self._next_lane = 0
         opts = self.options
@@ -581,7 +541,7 @@ class Engine:
             ns = BlockNamespace(fallback, bind)
             # Each attempt has its own cancel flag, so a timed-out thread is told to stop
             # without stopping its retry; cancelling the run sets every live flag.
-            stop = _Flag()
+            stop = CancelFlag()
             if self._cancel_event.is_set():
                 stop.set()
             scope = TaskScope(pt.name, rec.stdout_buffer, rec.stderr_buffer, stop,

@@ -96,7 +96,7 @@ from distributed.deploy.subprocess import SubprocessWorker
 from distributed.scheduler import KilledWorker
 
 from .. import capture
-from ..capture import OutputBuffer, TaskScope
+from ..capture import CancelFlag, OutputBuffer, TaskScope
 from ..plan import RESULT_NAME, PlannedTask, compile_source
 from . import Unit
 
@@ -711,36 +711,7 @@ def _type_name(value: Any) -> str:
 
 # -- on the worker -------------------------------------------------------------
 
-class _StopFlag:
-    """A block's cancel flag on a worker: ``threading.Event``'s interface, without its cost.
-
-    An Event builds a Condition and a lock per task; a bool is enough for ``cancelled()``
-    and ``progress()``, and the Event is only made if a block waits on the flag.
-    """
-
-    __slots__ = ("_set", "_event")
-
-    def __init__(self) -> None:
-        self._set = False
-        self._event: threading.Event | None = None
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def set(self) -> None:
-        self._set = True
-        if self._event is not None:
-            self._event.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        if self._event is None:
-            self._event = threading.Event()
-        if self._set:
-            self._event.set()
-        return self._event.wait(timeout)
-
-
-_running: dict[str, _StopFlag] = {}  # key -> cancel flag of the block running under it
+_running: dict[str, CancelFlag] = {}  # key -> cancel flag of the block running under it
 _capture_ready = False
 _capture_lock = threading.Lock()
 
@@ -857,7 +828,7 @@ def _run_block(job: tuple[Any, ...], inputs: dict[str, bytes]) -> _Outcome:
                 capture.install()  # for good: the proxies pass through writes outside a task
                 _capture_ready = True
     stdout, stderr = OutputBuffer(), OutputBuffer()
-    stop = _StopFlag()
+    stop = CancelFlag()
     report = _Progress(worker, topic, key)
     scope = TaskScope(task, stdout, stderr, stop, report, item)  # type: ignore[arg-type]
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
