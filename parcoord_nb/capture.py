@@ -224,7 +224,7 @@ class TaskScope:
         task: str,
         stdout: OutputBuffer,
         stderr: OutputBuffer,
-        cancel_event: threading.Event,
+        cancel_event: CancelFlag | threading.Event,
         on_progress: Callable[[float, float | None, str | None], None] | None = None,
         item: int | None = None,
         displays: DisplayLog | None = None,
